@@ -1,0 +1,91 @@
+"""The ``receval`` command line: a thin layer that parses, calls one function below and formats.
+
+Each family of subcommands lives in its own module with a ``register(app)`` function, so that the
+families stay independent and heavy imports (kubernetes, boto3, matplotlib) happen only inside the
+command that needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from receval import __version__
+from receval.errors import ReceValError
+
+app = typer.Typer(
+    name="receval",
+    help=(
+        "Evaluate recommender systems beyond accuracy: rank- and relevance-aware novelty and diversity "
+        "(Vargas & Castells, RecSys 2011: EPC, EFD, EPD, EILD), accuracy, intent-aware and aggregate "
+        "metrics, on user shards that merge exactly, locally or as Argo workflows on Kubernetes.\n\n"
+        "Start with:  receval run   (the whole pipeline on a built-in synthetic dataset)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Modules that contribute subcommands; a module that does not exist yet is skipped so that the
+# families can be developed independently.
+_COMMAND_MODULES = (
+    "receval.cli.evaluate",
+    "receval.cli.pipeline",
+    "receval.cli.results",
+    "receval.cli.cluster",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"receval {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """receval command line."""
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line and exit with ``code``."""
+    typer.echo(f"receval: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: our errors become one line on stderr and exit code 2."""
+    try:
+        app(args=argv, prog_name="receval")
+    except ReceValError as exc:
+        typer.echo(f"receval: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("receval: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,225 @@
+"""Column contracts of receval's four inputs and their validation at the edge.
+
+Every reader here turns a file into a clean :class:`pandas.DataFrame` or raises
+:class:`~receval.errors.InputError` with one line that names the file, the column and the first
+offending row (1-based data row; for CSV also the line number) or user. Nothing below this layer
+validates again: the metrics assume clean frames.
+
+Contracts (CSV files have a header; Parquet by column name; ids may be integers or strings):
+
+========  ===============================  =====================================================
+role      columns                          rules
+========  ===============================  =====================================================
+train     user, item [, rating]            duplicate (user, item) rows are merged (last rating)
+test      user, item, rating               rating numeric; duplicate (user, item) is an error;
+                                           must not be empty
+recs      user, item, rank | score         rank numeric >= 0, unique per user; item unique per
+                                           user; with only a score: rank by score desc, item asc
+features  item, feature [, weight]         weight numeric (default 1.0); duplicates merged
+========  ===============================  =====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from receval.errors import InputError
+
+ROLES = ("train", "test", "recs", "features")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a frame came from, so that errors can point at a row of the file."""
+
+    name: str
+    csv: bool
+
+    def row(self, position: int) -> str:
+        """Describe the 0-based data row ``position`` as the user sees it in the file."""
+        if self.csv:
+            return f"row {position + 1} (line {position + 2})"
+        return f"row {position + 1}"
+
+
+def _read_raw(path: str | Path) -> tuple[pd.DataFrame, _Source]:
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise InputError(f"{name}: file not found")
+    if p.is_dir():
+        raise InputError(f"{name}: is a directory, expected a .parquet or .csv file")
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(p)
+            return frame, _Source(name, csv=False)
+        if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz"):
+            sep = "\t" if suffix.startswith(".tsv") else ","
+            frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+            return frame, _Source(name, csv=True)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{name}: cannot be read: {first}") from None
+    raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet or .csv")
+
+
+def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        found = ", ".join(frame.columns) or "none"
+        raise InputError(f"{src.name}: missing column '{missing[0]}' (found: {found})")
+
+
+def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
+    """Normalise an id column: integers stay integers, anything else becomes str."""
+    col = frame[column]
+    null = col.isna().to_numpy()
+    if src.csv:
+        null |= (col.astype(str).str.strip() == "").to_numpy()
+    if null.any():
+        pos = int(np.flatnonzero(null)[0])
+        raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: empty id")
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return col.astype(np.int64)
+    text = col.astype(str).str.strip()
+    as_int = pd.to_numeric(text, errors="coerce")
+    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and text.str.fullmatch(r"-?\d+").all():
+        return as_int.astype(np.int64)
+    return text
+
+
+def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True) -> pd.Series:
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy())
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        shown = raw.iloc[pos]
+        if pd.isna(shown) or str(shown).strip() == "":
+            what = "missing value"
+        else:
+            what = f"non-numeric value {str(shown)!r}"
+        raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: {what}")
+    if not allow_negative:
+        neg = (values < 0).to_numpy()
+        if neg.any():
+            pos = int(np.flatnonzero(neg)[0])
+            raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: negative value {raw.iloc[pos]!r}")
+    return values
+
+
+def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
+    dup = frame.duplicated(subset=keys, keep="first").to_numpy()
+    return int(np.flatnonzero(dup)[0]) if dup.any() else None
+
+
+def read_train(path: str | Path) -> pd.DataFrame:
+    """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
+    frame, src = _read_raw(path)
+    _require_columns(frame, src, ("user", "item"))
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
+    return validate_train(out, src.name)
+
+
+def validate_train(frame: pd.DataFrame, name: str = "train") -> pd.DataFrame:
+    """Merge duplicate (user, item) rows of an in-memory train frame (decision 9.4)."""
+    return frame.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
+
+
+def read_test(path: str | Path) -> pd.DataFrame:
+    """Read test interactions: ``user, item, rating``; duplicates and an empty set are errors."""
+    frame, src = _read_raw(path)
+    _require_columns(frame, src, ("user", "item", "rating"))
+    if len(frame) == 0:
+        raise InputError(f"{src.name}: test set is empty")
+    out = pd.DataFrame(
+        {
+            "user": _ids(frame, "user", src),
+            "item": _ids(frame, "item", src),
+            "rating": _numeric(frame, "rating", src),
+        }
+    )
+    pos = _first_duplicate(out, ["user", "item"])
+    if pos is not None:
+        raise InputError(
+            f"{src.name}: columns 'user, item', {src.row(pos)}: duplicate test row for user "
+            f"{out.user.iloc[pos]!r}, item {out.item.iloc[pos]!r} (which rating would count?)"
+        )
+    return out
+
+
+def read_recs(path: str | Path) -> pd.DataFrame:
+    """Read recommendation lists and return them sorted by (user, rank) with a 1-based ``rank``.
+
+    Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
+    descending, then item id ascending (decision 9.5).
+    """
+    frame, src = _read_raw(path)
+    if "rank" not in frame.columns and "score" in frame.columns:
+        _require_columns(frame, src, ("user", "item", "score"))
+    else:
+        _require_columns(frame, src, ("user", "item", "rank"))
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    if "rank" in frame.columns:
+        out["rank"] = _numeric(frame, "rank", src, allow_negative=False)
+        pos = _first_duplicate(out, ["user", "rank"])
+        if pos is not None:
+            raise InputError(
+                f"{src.name}: column 'rank', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
+                f"for user {out.user.iloc[pos]!r}"
+            )
+        key = ["user", "rank"]
+    else:
+        out["score"] = _numeric(frame, "score", src)
+        key = None
+    pos = _first_duplicate(out, ["user", "item"])
+    if pos is not None:
+        raise InputError(
+            f"{src.name}: column 'item', {src.row(pos)}: item {out.item.iloc[pos]!r} repeated in the "
+            f"list of user {out.user.iloc[pos]!r}"
+        )
+    return rank_lists(out, by_rank=key is not None)
+
+
+def rank_lists(frame: pd.DataFrame, *, by_rank: bool) -> pd.DataFrame:
+    """Order lists by rank (or score desc, item asc) and renumber ranks 1..len per user."""
+    if by_rank:
+        ordered = frame.sort_values(["user", "rank"], kind="stable")
+    else:
+        ordered = frame.sort_values(["user", "score", "item"], ascending=[True, False, True], kind="stable")
+    ordered = ordered[["user", "item"]].reset_index(drop=True)
+    ordered["rank"] = ordered.groupby("user", sort=False).cumcount().astype(np.int64) + 1
+    return ordered
+
+
+def read_features(path: str | Path) -> pd.DataFrame:
+    """Read item features: ``item, feature[, weight]``; duplicate pairs merged (last weight)."""
+    frame, src = _read_raw(path)
+    _require_columns(frame, src, ("item", "feature"))
+    out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
+    out["weight"] = _numeric(frame, "weight", src) if "weight" in frame.columns else 1.0
+    return out.drop_duplicates(subset=["item", "feature"], keep="last").reset_index(drop=True)
+
+
+def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
+    """Make ``column`` the same dtype in every frame: int64 where all are integers, else str.
+
+    Files written by different tools may disagree (integer ids in Parquet, string ids in CSV);
+    joining them as they are would silently match nothing.
+    """
+    present = [f for f in frames if f is not None and column in f.columns]
+    if all(pd.api.types.is_integer_dtype(f[column].dtype) for f in present):
+        return list(frames)
+    out: list[pd.DataFrame | None] = []
+    for f in frames:
+        if f is not None and column in f.columns and not pd.api.types.is_string_dtype(f[column].dtype):
+            f = f.assign(**{column: f[column].astype(str)})
+        out.append(f)
+    return out
