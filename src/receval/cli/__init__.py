@@ -8,6 +8,7 @@ command that needs them.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -85,6 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("receval: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: still one line, the traceback only on request
+        if os.environ.get("RECEVAL_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(
+            f"receval: internal error: {type(exc).__name__}: {first} (rerun with RECEVAL_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

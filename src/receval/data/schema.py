@@ -79,7 +79,7 @@ def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...
 def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
     """Normalise an id column: integers stay integers, anything else becomes str."""
     col = frame[column]
-    null = col.isna().to_numpy()
+    null = col.isna().to_numpy().copy()
     if src.csv:
         null |= (col.astype(str).str.strip() == "").to_numpy()
     if null.any():

@@ -1,0 +1,151 @@
+"""``receval evaluate`` and ``receval merge``: the metrics engine on files (the stable contract)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from receval.cli._common import console, err_console, progress_bar, split_csv
+
+EVALUATE_HELP = """Compute novelty, diversity, accuracy, intent-aware and aggregate metrics of recommendation lists.
+
+Inputs are Parquet or CSV (by extension; CSV with a header). Columns: train [b]user,item[,rating][/b];
+test [b]user,item,rating[/b]; recs [b]user,item,rank[/b] or [b]user,item,score[/b] (ranked by score desc, item asc);
+features [b]item,feature[,weight][/b].
+
+With no metric options it reports the default set at each cutoff: precision, recall, AP, RR, nDCG;
+EPC, EFD, EPD, EILD under relevance {none, binary} x discount {none, exp(0.85)}; ILD; alpha-nDCG;
+ERR-IA; aggregate diversity, Gini (RankSys 1-G), entropy.
+
+Writes DIR/summary.json (one record per value), DIR/per_user.parquet and prints a table.
+With --shard I/N it evaluates only that shard's users and writes its partial state to DIR;
+[b]receval merge[/b] turns the N partial states into the same outputs.
+
+[b]Examples[/b]
+
+  receval evaluate --train train.parquet --test test.parquet --recs recs.parquet --features genres.csv --cutoff 10 --cutoff 50 --out results/
+
+  receval evaluate ... --metric 'eild[graded,log]' --metric epc --relevance none,binary --discount exp --out r/
+
+  receval evaluate ... --shard 3/8 --out partial-3/   (then: receval merge partial-*/ --out results/)
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate", help=EVALUATE_HELP, no_args_is_help=True)(evaluate)
+    app.command(
+        "merge",
+        help=(
+            "Merge the partial states of N shards (from [b]receval evaluate --shard I/N[/b]) into summary.json and "
+            "per_user.parquet, exactly as one pass over all users would.\n\n[b]Example[/b]\n\n"
+            "  receval merge part-0 part-1 part-2 part-3 --out results/"
+        ),
+        no_args_is_help=True,
+    )(merge_command)
+
+
+def evaluate(
+    train: Optional[Path] = typer.Option(None, "--train", help="Train interactions (user,item[,rating]).", show_default=False),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test interactions (user,item,rating).", show_default=False),
+    recs: Optional[Path] = typer.Option(None, "--recs", help="Recommendations (user,item,rank|score).", show_default=False),
+    features: Optional[Path] = typer.Option(None, "--features", help="Item features (item,feature[,weight]).", show_default=False),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder (or s3:// URI).", show_default=False),
+    cutoff: list[int] = typer.Option([10], "--cutoff", "-k", help="Cutoff N; repeat for several (computed in one pass)."),
+    threshold: float = typer.Option(4.0, "--threshold", help="Relevance threshold τ (rating >= τ is relevant)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Evaluate only shard I of N (I/N, 0-based), write its partial state."),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metric to report: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K; repeat or comma-separate."),
+    relevance: Optional[list[str]] = typer.Option(None, "--relevance", help="Relevance models for bare novelty/diversity metrics: none, binary, background, graded, ndcg, err."),
+    discount: Optional[list[str]] = typer.Option(None, "--discount", help="Rank discounts for bare novelty/diversity metrics: none, log, exp, reciprocal."),
+    distance: str = typer.Option("cosine", "--distance", help="Item distance: cosine or jaccard over features, or ratings (cosine over train user vectors)."),
+    alpha: float = typer.Option(0.5, "--alpha", help="alpha-nDCG redundancy penalty."),
+    exp_base: float = typer.Option(0.85, "--exp-base", help="Base b of the exp discount b^(k-1)."),
+    background: float = typer.Option(0.0, "--background", help="Prior relevance of unjudged items (background model)."),
+    epd_profile: str = typer.Option("unweighted", "--epd-profile", help="EPD profile: unweighted (RankSys) or relevance (the paper's weighted profile)."),
+    catalog: Optional[int] = typer.Option(None, "--catalog", help="Catalogue size for Gini (default: items in train ∪ test)."),
+    output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
+    store: Optional[str] = typer.Option(None, "--store", help="Pipeline mode: the store holding the run folder.", rich_help_panel="Pipeline step"),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Pipeline mode: the run.", rich_help_panel="Pipeline step"),
+    algorithm: Optional[str] = typer.Option(None, "--algorithm", help="Pipeline mode: the algorithm whose shard to evaluate.", rich_help_panel="Pipeline step"),
+    force: bool = typer.Option(False, "--force", help="Pipeline mode: recompute a finished shard.", rich_help_panel="Pipeline step"),
+) -> None:
+    from receval.errors import ConfigError
+    from receval.metrics.sharding import Shard
+
+    shard_obj = Shard.parse(shard) if shard is not None else None
+    if store is not None:
+        if run_id is None or algorithm is None or shard_obj is None:
+            raise ConfigError("pipeline mode needs --store, --run-id, --algorithm and --shard I/N")
+        from receval.pipeline import steps
+
+        steps.evaluate_step(store, run_id, algorithm, shard_obj, force=force)
+        return
+    for flag, value in (("--train", train), ("--test", test), ("--recs", recs), ("--out", out)):
+        if value is None:
+            raise ConfigError(f"{flag} is required (or use pipeline mode: --store, --run-id, --algorithm, --shard)")
+    if output_format not in ("table", "json"):
+        raise ConfigError(f"--format {output_format!r}: choose table or json")
+
+    from receval.data import schema
+    from receval.metrics.engine import EvaluationConfig, evaluate as run_engine
+    from receval.metrics.spec import parse_specs
+    from receval.pipeline.evaluation import write_partial, write_results
+    from receval.storage import open_store
+
+    cutoffs = tuple(cutoff)
+    config_kw = dict(threshold=threshold, exp_base=exp_base, background=background)
+    EvaluationConfig(cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw)
+    specs = None
+    if metric:
+        specs = tuple(
+            parse_specs(metric, cutoffs, relevance=split_csv(relevance) or None, discount=split_csv(discount) or None, **config_kw)
+        )
+    elif relevance or discount:
+        raise ConfigError("--relevance/--discount select variants of --metric; give --metric too (e.g. --metric epc,eild)")
+    config = EvaluationConfig(
+        specs=specs, cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw
+    )
+    # Read and validate everything before touching the output folder.
+    train_df = schema.read_train(train)
+    test_df = schema.read_test(test)
+    recs_df = schema.read_recs(recs)
+    features_df = schema.read_features(features) if features is not None else None
+    with progress_bar("evaluating users") as update:
+        state = run_engine(train_df, test_df, recs_df, features_df, config, shard=shard_obj, progress=update)
+    for note in state.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}")
+    out_store = open_store(out)
+    if shard_obj is not None:
+        write_partial(out_store, "", state)
+        err_console.print(f"shard {shard_obj}: {state.n_users} users -> partial state in {out}")
+        return
+    records = write_results(out_store, "", state)
+    _print(records, output_format, out)
+
+
+def merge_command(
+    parts: list[str] = typer.Argument(..., help="Folders (or s3:// URIs) holding the shards' partial states."),
+    out: str = typer.Option(..., "--out", help="Output folder (or s3:// URI)."),
+    output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
+) -> None:
+    from receval.pipeline.evaluation import merge_partials, write_results
+    from receval.storage import open_store
+
+    state = merge_partials([(open_store(p), "") for p in parts])
+    records = write_results(open_store(out), "", state)
+    _print(records, output_format, out)
+
+
+def _print(records: list[dict], output_format: str, out: str) -> None:
+    from receval.report.tables import quality_lines, summary_table
+
+    if output_format == "json":
+        typer.echo(json.dumps(records, indent=2))
+        return
+    users = next((r["users"] for r in records if r.get("kind") == "metric"), 0)
+    console.print(summary_table(records, title=f"receval — {users} test users"))
+    for line in quality_lines(records):
+        console.print(f"[yellow]data quality:[/yellow] {line}")
+    console.print(f"wrote {out.rstrip('/')}/summary.json and per_user.parquet")

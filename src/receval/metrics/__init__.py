@@ -1,0 +1,1 @@
+"""Metrics: pure functions of clean frames (no I/O). See :mod:`receval.metrics.engine`."""

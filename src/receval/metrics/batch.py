@@ -1,0 +1,240 @@
+"""The shared evaluation context and the users × K matrices every metric reads.
+
+:class:`EvaluationContext` indexes the whole input once (items sorted by id, so that "ties by item id"
+is "ties by index"; test users sorted by id) and holds what is global to every shard: item
+popularity, test-set relevance scales, feature matrices and the distance model.
+:class:`Batch` is a block of users with their truncated lists as a ``B × K`` item-index matrix
+(−1 = no item), their test ratings (NaN = unjudged), train profiles and test rows. Metrics are
+computed batch by batch, so memory is bounded by the batch size, not by the number of users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from receval.data.schema import harmonise_id_types
+from receval.metrics.distance import ItemDistance
+from receval.metrics.models import Relevance, RelevanceScale, free_discovery, popularity_complement
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix((data.astype(np.float64), (rows, cols)), shape=shape)
+    m.sort_indices()
+    return m
+
+
+@dataclass
+class EvaluationContext:
+    """Everything global to an evaluation, built once from the full train, test and features."""
+
+    items: pd.Index
+    test_users: pd.Index
+    item_train_users: np.ndarray  # n_i: distinct train users of item i
+    n_train_users: int
+    test: sp.csr_matrix  # test users × items, ratings
+    train: sp.csr_matrix  # test users × items, train ratings (the profiles of evaluated users)
+    threshold: float
+    scale: RelevanceScale
+    universe_size: int
+    features: sp.csr_matrix | None  # items × features, weights
+    distance: ItemDistance | None
+    feature_names: pd.Index | None = None
+    in_train: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    @classmethod
+    def build(
+        cls,
+        train: pd.DataFrame,
+        test: pd.DataFrame,
+        recs: pd.DataFrame,
+        features: pd.DataFrame | None,
+        *,
+        threshold: float,
+        distance: str | None,
+        catalog_size: int | None = None,
+    ) -> EvaluationContext:
+        train, test, recs, features = harmonise_id_types(train, test, recs, features, column="item")
+        train, test, recs = harmonise_id_types(train, test, recs, column="user")
+        item_parts = [train["item"], test["item"], recs["item"]]
+        if features is not None:
+            item_parts.append(features["item"])
+        items = pd.Index(pd.unique(pd.concat(item_parts, ignore_index=True))).sort_values()
+        test_users = pd.Index(pd.unique(test["user"])).sort_values()
+        n_items, n_users = len(items), len(test_users)
+
+        tr_items = items.get_indexer(train["item"])
+        counts = np.bincount(tr_items, minlength=n_items).astype(np.float64)
+        in_train = counts > 0
+
+        te_rows = test_users.get_indexer(test["user"])
+        te_items = items.get_indexer(test["item"])
+        test_m = _csr(te_rows, te_items, test["rating"].to_numpy(np.float64), (n_users, n_items))
+
+        tr_rows = test_users.get_indexer(train["user"])
+        keep = tr_rows >= 0
+        train_m = _csr(
+            tr_rows[keep], tr_items[keep], train["rating"].to_numpy(np.float64)[keep], (n_users, n_items)
+        )
+
+        feat_m = None
+        feature_names = None
+        if features is not None and len(features):
+            feature_names = pd.Index(pd.unique(features["feature"]))
+            feat_m = _csr(
+                items.get_indexer(features["item"]),
+                feature_names.get_indexer(features["feature"]),
+                features["weight"].to_numpy(np.float64),
+                (n_items, len(feature_names)),
+            )
+
+        dist = None
+        if distance in ("cosine", "jaccard") and feat_m is not None:
+            dist = ItemDistance(distance, feat_m)
+        elif distance == "ratings":
+            all_train_users = pd.Index(pd.unique(train["user"]))
+            by_user = _csr(
+                tr_items,
+                all_train_users.get_indexer(train["user"]),
+                train["rating"].to_numpy(np.float64),
+                (n_items, len(all_train_users)),
+            )
+            dist = ItemDistance("cosine", by_user)
+
+        universe = catalog_size or int(pd.unique(pd.concat([train["item"], test["item"]])).size)
+        return cls(
+            items=items,
+            test_users=test_users,
+            item_train_users=counts,
+            n_train_users=int(train["user"].nunique()),
+            test=test_m,
+            train=train_m,
+            threshold=threshold,
+            scale=RelevanceScale.of(test["rating"].to_numpy(np.float64), threshold),
+            universe_size=universe,
+            features=feat_m,
+            distance=dist,
+            feature_names=feature_names,
+            in_train=in_train,
+        )
+
+    @cached_property
+    def pc(self) -> np.ndarray:
+        return popularity_complement(self.item_train_users, self.n_train_users)
+
+    @cached_property
+    def fd(self) -> np.ndarray:
+        return free_discovery(self.item_train_users)
+
+    @cached_property
+    def presence(self) -> sp.csr_matrix | None:
+        """Binary items × features matrix: the aspects of intent-aware metrics (weights ignored)."""
+        if self.features is None:
+            return None
+        p = self.features.copy()
+        p.data = (p.data != 0).astype(np.float64)
+        p.eliminate_zeros()
+        return p
+
+    @cached_property
+    def has_features(self) -> np.ndarray:
+        if self.features is None:
+            return np.zeros(len(self.items), dtype=bool)
+        return np.diff(self.presence.indptr) > 0
+
+
+@dataclass
+class Batch:
+    """A block of users: ``idx`` (B × K item indices, −1 = none), ``ratings`` (B × K, NaN unjudged)."""
+
+    ctx: EvaluationContext
+    rows: np.ndarray  # test-user rows of the batch
+    idx: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    @property
+    def k(self) -> int:
+        return self.idx.shape[1]
+
+    @cached_property
+    def valid(self) -> np.ndarray:
+        return self.idx >= 0
+
+    @cached_property
+    def ratings(self) -> np.ndarray:
+        """Test rating of each listed (user, item); NaN where unjudged."""
+        t = self.test
+        out = np.full(self.idx.shape, np.nan)
+        if t.nnz == 0:
+            return out
+        n_items = len(self.ctx.items)
+        row_of = np.repeat(np.arange(self.size, dtype=np.int64), np.diff(t.indptr))
+        keys = row_of * n_items + t.indices  # sorted: CSR rows in order, indices sorted
+        want = np.arange(self.size, dtype=np.int64)[:, None] * n_items + np.where(self.valid, self.idx, 0)
+        pos = np.searchsorted(keys, want)
+        pos_c = np.minimum(pos, len(keys) - 1)
+        hit = (keys[pos_c] == want) & self.valid
+        out[hit] = t.data[pos_c[hit]]
+        return out
+
+    @cached_property
+    def test(self) -> sp.csr_matrix:
+        return self.ctx.test[self.rows]
+
+    @cached_property
+    def profile(self) -> sp.csr_matrix:
+        return self.ctx.train[self.rows]
+
+    def gains(self, relevance: Relevance) -> np.ndarray:
+        """Relevance gains of the listed items, 0 where there is no item."""
+        key = ("gains", relevance)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = np.where(self.valid, relevance.gains(self.ratings, self.ctx.scale), 0.0)
+        return cache[key]
+
+    def relevant(self, threshold: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return self.valid & (self.ratings >= threshold)
+
+    @cached_property
+    def distances(self) -> np.ndarray:
+        """``d(i_k, i_l)`` for every user (B × K × K), NaN for featureless pairs; computed once and
+        shared by EILD, ILD and all their variants."""
+        return self.ctx.distance.block(self.idx)
+
+    def lengths_at(self, cutoff: int) -> np.ndarray:
+        return np.minimum(self.lengths, cutoff)
+
+
+def iter_batches(
+    ctx: EvaluationContext,
+    rows: np.ndarray,
+    rec_rows: np.ndarray,
+    rec_items: np.ndarray,
+    rec_pos: np.ndarray,
+    k: int,
+    batch_size: int,
+):
+    """Yield :class:`Batch` objects over the evaluated ``rows`` (sorted), from recommendation
+    triples (row, item index, 0-based position) sorted by row then position."""
+    for start in range(0, len(rows), batch_size):
+        brow = rows[start : start + batch_size]
+        lo, hi = np.searchsorted(rec_rows, [brow[0], brow[-1]], side="left")[0], np.searchsorted(
+            rec_rows, brow[-1], side="right"
+        )
+        r, it, p = rec_rows[lo:hi], rec_items[lo:hi], rec_pos[lo:hi]
+        local = np.searchsorted(brow, r)
+        member = (local < len(brow)) & (brow[np.minimum(local, len(brow) - 1)] == r) & (p < k)
+        idx = np.full((len(brow), k), -1, dtype=np.int64)
+        idx[local[member], p[member]] = it[member]
+        lengths = (idx >= 0).sum(axis=1)
+        yield Batch(ctx, brow, idx, lengths)

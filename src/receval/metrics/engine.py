@@ -1,0 +1,495 @@
+"""Run a metric set over batches of users and produce a mergeable partial state.
+
+``evaluate`` builds the :class:`~receval.metrics.batch.EvaluationContext` once, walks the evaluated
+users in batches (each metric family reads the same ``B × K`` matrices), and returns a
+:class:`PartialState`: per-user values, item-exposure columns and counts. Partial states of disjoint
+user shards ``merge`` exactly — per-user means are ``fsum`` over users, system metrics are computed
+from summed exposure counts — so evaluating shard by shard gives the same summary as one pass.
+
+Averaging follows receval's decision 9.3 (= RankSys MetricExample when lists are given for test
+users only): the users are the test users (≥ 1 test row); a test user without a list scores 0; a
+list for a non-test user is not averaged and is counted in the data-quality report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from receval import __version__
+from receval.errors import ConfigError, InputError
+from receval.metrics import accuracy, diversity, intent, novelty, system
+from receval.data.schema import harmonise_id_types
+from receval.metrics.batch import EvaluationContext, iter_batches
+from receval.metrics.models import Relevance
+from receval.metrics.sharding import Shard
+from receval.metrics.spec import METRICS, SYSTEM_METRICS, MetricSpec, default_specs, make_spec
+
+FEATURE_METRICS = ("alpha_ndcg", "err_ia", "s_recall")
+DISTANCE_METRICS = ("epd", "eild", "ild")
+DISTANCES = ("cosine", "jaccard", "ratings")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What to compute. ``specs=None`` means the default report (metrics.md §9.2) at ``cutoffs``.
+
+    Parameters
+    ----------
+    threshold : τ of the binary, background, graded, nDCG and ERR relevance models.
+    distance : item distance for EPD/EILD/ILD: ``cosine`` or ``jaccard`` over item features, or
+        ``ratings`` (cosine over train user vectors).
+    alpha : alpha-nDCG redundancy penalty.
+    exp_base : b of the exponential discount b^(k−1).
+    background : b of the background relevance model (prior of unjudged items).
+    epd_profile : ``unweighted`` (RankSys) or ``relevance`` (the paper's relevance-weighted profile).
+    catalog : number of items of the catalogue for Gini (default: distinct items of train ∪ test).
+    batch_size : users per batch (default: from K, to bound memory).
+    """
+
+    specs: tuple[MetricSpec, ...] | None = None
+    cutoffs: tuple[int, ...] = (10,)
+    threshold: float = 4.0
+    distance: str = "cosine"
+    alpha: float = 0.5
+    exp_base: float = 0.85
+    background: float = 0.0
+    epd_profile: str = "unweighted"
+    catalog: int | None = None
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        cutoffs = tuple(int(c) for c in self.cutoffs)
+        if not cutoffs:
+            raise ConfigError("at least one cutoff is needed")
+        bad = [c for c in cutoffs if c < 1]
+        if bad:
+            raise ConfigError(f"--cutoff {bad[0]}: cutoffs must be >= 1")
+        object.__setattr__(self, "cutoffs", tuple(sorted(set(cutoffs))))
+        if self.distance not in DISTANCES:
+            raise ConfigError(f"--distance {self.distance!r}: choose from {', '.join(DISTANCES)}")
+        if self.epd_profile not in ("unweighted", "relevance"):
+            raise ConfigError(f"--epd-profile {self.epd_profile!r}: choose unweighted or relevance")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"--alpha {self.alpha}: must be in [0, 1]")
+        if self.catalog is not None and self.catalog < 1:
+            raise ConfigError(f"--catalog {self.catalog}: must be >= 1")
+        if self.specs is not None:
+            object.__setattr__(self, "specs", tuple(self.specs))
+
+    def resolve(self, has_features: bool) -> tuple[list[MetricSpec], list[str]]:
+        """The specs to compute and notes on what was skipped (feature metrics without features)."""
+        explicit = self.specs is not None
+        specs = list(self.specs) if explicit else default_specs(
+            self.cutoffs, self.threshold, exp_base=self.exp_base, background=self.background
+        )
+        notes: list[str] = []
+        if not has_features:
+            needs = [s for s in specs if _needs_features(s.metric, self.distance)]
+            if needs and explicit:
+                raise ConfigError(
+                    f"{needs[0].key} needs item features: pass --features FILE"
+                    + (" (or --distance ratings)" if needs[0].metric in DISTANCE_METRICS else "")
+                )
+            if needs:
+                notes.append(
+                    "no item features: skipped " + ", ".join(sorted({s.metric for s in needs}))
+                    + " (pass --features, or --distance ratings for EPD/EILD/ILD)"
+                )
+                specs = [s for s in specs if not _needs_features(s.metric, self.distance)]
+        if not specs:
+            raise ConfigError("no metric left to compute")
+        return specs, notes
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cutoffs"] = list(self.cutoffs)
+        d["specs"] = None if self.specs is None else [_spec_dict(s) for s in self.specs]
+        d.pop("batch_size")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvaluationConfig:
+        d = dict(d)
+        specs = d.pop("specs", None)
+        d.pop("batch_size", None)
+        d["cutoffs"] = tuple(d.get("cutoffs", (10,)))
+        base = cls(**d)
+        if specs is None:
+            return base
+        kw = dict(threshold=base.threshold, background=base.background, exp_base=base.exp_base)
+        return replace(
+            base, specs=tuple(make_spec(s["metric"], s["cutoff"], s["relevance"], s["discount"], **kw) for s in specs)
+        )
+
+
+def _needs_features(metric: str, distance: str) -> bool:
+    return metric in FEATURE_METRICS or (metric in DISTANCE_METRICS and distance != "ratings")
+
+
+def _spec_dict(s: MetricSpec) -> dict[str, Any]:
+    return {"metric": s.metric, "cutoff": s.cutoff, "relevance": s.relevance.kind, "discount": s.discount.kind}
+
+
+def _frame_fingerprint(frame: pd.DataFrame | None) -> str:
+    """Order-independent digest of a frame's rows (sum of row hashes)."""
+    if frame is None:
+        return "none"
+    rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy(np.uint64)
+    return f"{len(frame)}:{int(rows.sum(dtype=np.uint64))}"
+
+
+@dataclass
+class PartialState:
+    """The serializable state of an evaluation of one shard (or of all users).
+
+    ``per_user`` has a ``user`` column and one column per per-user spec key; ``exposure`` has an
+    ``item`` column and additive count/weight columns; ``counts`` holds additive totals (users,
+    lists and positions per cutoff, data-quality counts).
+    """
+
+    config: dict[str, Any]
+    specs: list[MetricSpec]
+    fingerprint: str
+    shard_count: int | None
+    shards: list[int]
+    per_user: pd.DataFrame
+    exposure: pd.DataFrame
+    counts: dict[str, float]
+    universe: int
+    notes: list[str] = field(default_factory=list)
+
+    # -- results ------------------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return int(self.counts["users"])
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One record per reported value, then the data-quality records."""
+        records: list[dict[str, Any]] = []
+        n_users = self.n_users
+        for spec in self.specs:
+            if spec.per_user:
+                col = self.per_user[spec.key].to_numpy(np.float64)
+                value = math.fsum(col) / n_users if n_users else float("nan")
+            else:
+                value = system.finalize(
+                    spec,
+                    self.exposure,
+                    int(self.counts[f"lists@{spec.cutoff}"]),
+                    int(self.counts[f"positions@{spec.cutoff}"]),
+                    self.universe,
+                )
+            records.append(self._record(spec, value, n_users))
+        records += self.data_quality()
+        return records
+
+    def _record(self, spec: MetricSpec, value: float, n_users: int) -> dict[str, Any]:
+        cfg = self.config
+        rec: dict[str, Any] = {
+            "kind": "metric",
+            "metric": spec.metric,
+            "key": spec.key,
+            "cutoff": spec.cutoff,
+            "relevance": spec.relevance.kind,
+            "discount": spec.discount.kind,
+            "value": None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value),
+            "users": n_users,
+        }
+        if spec.relevance.kind != "none":
+            rec["threshold"] = cfg["threshold"]
+        if spec.relevance.kind == "background":
+            rec["background"] = cfg["background"]
+        if spec.discount.kind == "exp":
+            rec["exp_base"] = cfg["exp_base"]
+        if spec.metric in DISTANCE_METRICS:
+            rec["distance"] = cfg["distance"]
+        if spec.metric == "epd":
+            rec["profile"] = cfg["epd_profile"]
+        if spec.metric == "alpha_ndcg":
+            rec["alpha"] = cfg["alpha"]
+        if spec.metric == "gini":
+            rec["catalog"] = self.universe
+            rec["convention"] = "ranksys 1-G: 1 = even exposure"
+        if spec.per_user:
+            rec["averaging"] = "test users; no list = 0"
+        return rec
+
+    def data_quality(self) -> list[dict[str, Any]]:
+        c = self.counts
+        exp = self.exposure
+        kmax = max(s.cutoff for s in self.specs)
+        recd = system.items_at(exp, kmax)
+
+        def dq(check: str, value: float, cutoff: int | None = None, note: str = "") -> dict[str, Any]:
+            return {"kind": "data_quality", "metric": check, "cutoff": cutoff, "value": value,
+                    "users": self.n_users, **({"note": note} if note else {})}
+
+        out = [
+            dq("test_users", int(c["users"])),
+            dq("test_users_without_list", int(c["dq_no_list"]), note="score 0 on every per-user metric"),
+            dq("test_users_without_relevant_items", int(c["dq_no_relevant"])),
+            dq("lists_for_non_test_users", int(c["dq_non_test_lists"]), note="not averaged"),
+        ]
+        for n in sorted({s.cutoff for s in self.specs}):
+            out.append(dq("lists_shorter_than_cutoff", int(c[f"dq_short@{n}"]), n))
+        out += [
+            dq("recommended_items_without_features", int((~recd["has_features"]).sum()), kmax),
+            dq("recommendations_of_items_without_features", int(recd.loc[~recd["has_features"], "count"].sum()), kmax),
+            dq("recommended_items_unseen_in_train", int((~recd["in_train"]).sum()), kmax),
+            dq("recommendations_of_items_unseen_in_train", int(recd.loc[~recd["in_train"], "count"].sum()), kmax),
+        ]
+        return out
+
+    # -- serialization ---------------------------------------------------------------------------
+    def to_objects(self) -> dict[str, bytes]:
+        """The files of a partial state: ``partial.json``, ``per_user.parquet``, ``exposure.parquet``."""
+        meta = {
+            "format": "receval-partial/1",
+            "receval": __version__,
+            "config": self.config,
+            "specs": [_spec_dict(s) for s in self.specs],
+            "fingerprint": self.fingerprint,
+            "shard_count": self.shard_count,
+            "shards": self.shards,
+            "counts": self.counts,
+            "universe": self.universe,
+            "notes": self.notes,
+        }
+        return {
+            "per_user.parquet": _parquet_bytes(self.per_user),
+            "exposure.parquet": _parquet_bytes(self.exposure),
+            "partial.json": (json.dumps(meta, indent=2) + "\n").encode(),
+        }
+
+    @classmethod
+    def from_objects(cls, objects: dict[str, bytes], source: str = "partial") -> PartialState:
+        try:
+            meta = json.loads(objects["partial.json"])
+            if meta.get("format") != "receval-partial/1":
+                raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
+            cfg = EvaluationConfig.from_dict(meta["config"])
+            kw = dict(threshold=cfg.threshold, background=cfg.background, exp_base=cfg.exp_base)
+            specs = [make_spec(s["metric"], s["cutoff"], s["relevance"], s["discount"], **kw) for s in meta["specs"]]
+            return cls(
+                config=meta["config"],
+                specs=specs,
+                fingerprint=meta["fingerprint"],
+                shard_count=meta["shard_count"],
+                shards=list(meta["shards"]),
+                per_user=pd.read_parquet(io.BytesIO(objects["per_user.parquet"])),
+                exposure=pd.read_parquet(io.BytesIO(objects["exposure.parquet"])),
+                counts=meta["counts"],
+                universe=int(meta["universe"]),
+                notes=list(meta.get("notes", [])),
+            )
+        except KeyError as exc:
+            raise InputError(f"{source}: incomplete partial state (missing {exc.args[0]})") from None
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{source}: unreadable partial state: {str(exc).splitlines()[0]}") from None
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _auto_batch_size(k: int) -> int:
+    return int(min(2048, max(32, 16_000_000 // max(k * k, 1))))
+
+
+def evaluate(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    recs: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    config: EvaluationConfig | None = None,
+    shard: Shard | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PartialState:
+    """Evaluate recommendation lists against test data.
+
+    Parameters
+    ----------
+    train, test, recs, features : frames as returned by :mod:`receval.data.schema` readers
+        (train ``user,item,rating``; test ``user,item,rating``; recs ``user,item,rank`` with ranks
+        1..len per user; features ``item,feature,weight`` or None).
+    config : what to compute.
+    shard : evaluate only the test users of this shard (stable hash of the user id).
+    progress : called with (users done, users total) after each batch.
+    """
+    config = config or EvaluationConfig()
+    if len(test) == 0:
+        raise InputError("test set is empty")
+    has_features = features is not None and len(features) > 0
+    specs, notes = config.resolve(has_features)
+    train, test, recs, features = harmonise_id_types(train, test, recs, features, column="item")
+    train, test, recs = harmonise_id_types(train, test, recs, column="user")
+    ctx = EvaluationContext.build(
+        train, test, recs, features if has_features else None,
+        threshold=config.threshold, distance=config.distance, catalog_size=config.catalog,
+    )
+    kmax = max(s.cutoff for s in specs)
+    cutoffs = sorted({s.cutoff for s in specs})
+
+    n_test = len(ctx.test_users)
+    in_shard = np.ones(n_test, dtype=bool) if shard is None else shard.mask(ctx.test_users.to_series())
+    eval_rows = np.flatnonzero(in_shard)
+
+    rows = ctx.test_users.get_indexer(recs["user"])
+    non_test = rows < 0
+    if non_test.any():
+        others = pd.Series(recs["user"][non_test].unique())
+        if shard is not None:
+            others = others[shard.mask(others)]
+        non_test_lists = len(others)
+    else:
+        non_test_lists = 0
+    keep = (~non_test) & in_shard[np.where(non_test, 0, rows)]
+    rec_rows = rows[keep]
+    rec_items = ctx.items.get_indexer(recs["item"][keep])
+    rec_pos = recs["rank"].to_numpy(np.int64)[keep] - 1
+    order = np.lexsort((rec_pos, rec_rows))
+    rec_rows, rec_items, rec_pos = rec_rows[order], rec_items[order], rec_pos[order]
+
+    by_family = {
+        "accuracy": [s for s in specs if s.metric in accuracy.FAMILY],
+        "novelty": [s for s in specs if s.metric in novelty.FAMILY],
+        "diversity": [s for s in specs if s.metric in diversity.FAMILY],
+        "intent": [s for s in specs if s.metric in intent.FAMILY],
+    }
+    per_user_specs = [s for s in specs if s.per_user]
+    values = {s.key: np.zeros(len(eval_rows)) for s in per_user_specs}
+
+    n_items = len(ctx.items)
+    weight_rels = {s.relevance.kind: s.relevance for s in specs if s.metric == "aggregate_diversity"}
+    weight_rels.setdefault("none", Relevance("none"))
+    # Exposure is kept per (item, list length K_u): its counts are integers (and, for the none and
+    # binary relevance models, so are its relevance sums), so shards add up exactly.
+    exposure_acc = system.ExposureAccumulator(n_items, cutoffs, list(weight_rels.values()))
+    counts: dict[str, float] = {"users": float(len(eval_rows))}
+    for n in cutoffs:
+        counts[f"lists@{n}"] = 0.0
+        counts[f"positions@{n}"] = 0.0
+        counts[f"dq_short@{n}"] = 0.0
+    no_list = 0
+    no_relevant = 0
+
+    batch_size = config.batch_size or _auto_batch_size(kmax)
+    done = 0
+    for batch in iter_batches(ctx, eval_rows, rec_rows, rec_items, rec_pos, kmax, batch_size):
+        sl = slice(done, done + batch.size)
+        results: dict[str, np.ndarray] = {}
+        results.update(accuracy.compute(batch, by_family["accuracy"]))
+        results.update(novelty.compute(batch, by_family["novelty"], profile=config.epd_profile))
+        results.update(diversity.compute(batch, by_family["diversity"]))
+        results.update(intent.compute(batch, by_family["intent"], alpha=config.alpha))
+        for key, arr in results.items():
+            values[key][sl] = arr
+        no_list += int((batch.lengths == 0).sum())
+        t = batch.test
+        rel_per_user = np.bincount(
+            np.repeat(np.arange(batch.size), np.diff(t.indptr)),
+            weights=(t.data >= config.threshold).astype(np.float64), minlength=batch.size,
+        )
+        no_relevant += int((rel_per_user == 0).sum())
+        exposure_acc.add(batch)
+        for n in cutoffs:
+            k_u = batch.lengths_at(n)
+            counts[f"lists@{n}"] += float((k_u > 0).sum())
+            counts[f"positions@{n}"] += float(k_u.sum())
+            counts[f"dq_short@{n}"] += float(((batch.lengths > 0) & (batch.lengths < n)).sum())
+        done += batch.size
+        if progress is not None:
+            progress(done, len(eval_rows))
+
+    counts["dq_no_list"] = float(no_list)
+    counts["dq_no_relevant"] = float(no_relevant)
+    counts["dq_non_test_lists"] = float(non_test_lists)
+
+    per_user = pd.DataFrame({"user": ctx.test_users[eval_rows]})
+    for s in per_user_specs:
+        per_user[s.key] = values[s.key]
+
+    exposure = exposure_acc.frame(ctx.items, ctx.in_train, ctx.has_features)
+
+    cfg_dict = config.to_dict()
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            {
+                "config": cfg_dict,
+                "specs": [s.key for s in specs],
+                "train": _frame_fingerprint(train[["user", "item", "rating"]]),
+                "test": _frame_fingerprint(test[["user", "item", "rating"]]),
+                "features": _frame_fingerprint(features) if has_features else "none",
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
+    return PartialState(
+        config=cfg_dict,
+        specs=specs,
+        fingerprint=fingerprint,
+        shard_count=None if shard is None else shard.count,
+        shards=[] if shard is None else [shard.index],
+        per_user=per_user,
+        exposure=exposure,
+        counts=counts,
+        universe=ctx.universe_size,
+        notes=notes,
+    )
+
+
+def merge(states: Iterable[PartialState], names: list[str] | None = None, require_complete: bool = True) -> PartialState:
+    """Merge partial states of disjoint shards into the state of their union.
+
+    Refuses (InputError naming the shard) when states come from different configurations or
+    data, overlap, or — with ``require_complete`` — do not cover every shard 0..N-1.
+    """
+    states = list(states)
+    if not states:
+        raise InputError("nothing to merge")
+    names = names or [f"partial {i}" for i in range(len(states))]
+    first = states[0]
+    for state, name in zip(states, names):
+        if state.fingerprint != first.fingerprint:
+            raise InputError(
+                f"{name}: computed with another configuration or other data than {names[0]} "
+                f"(fingerprint {state.fingerprint} != {first.fingerprint})"
+            )
+        if state.shard_count != first.shard_count:
+            raise InputError(f"{name}: is one of {state.shard_count} shards, {names[0]} one of {first.shard_count}")
+    seen: dict[int, str] = {}
+    for state, name in zip(states, names):
+        for i in state.shards:
+            if i in seen:
+                raise InputError(f"{name}: shard {i}/{first.shard_count} is also in {seen[i]}")
+            seen[i] = name
+    if require_complete and first.shard_count is not None:
+        missing = [i for i in range(first.shard_count) if i not in seen]
+        if missing:
+            shard = Shard(missing[0], first.shard_count)
+            raise InputError(f"shard {shard} ({shard.name}) is missing: {len(missing)} of {first.shard_count} not given")
+    if len(states) == 1:
+        return states[0]
+    per_user = pd.concat([s.per_user for s in states], ignore_index=True)
+    per_user = per_user.sort_values("user", kind="stable").reset_index(drop=True)
+    exposure = system.merge_exposure([s.exposure for s in states])
+    counts = {k: math.fsum(s.counts[k] for s in states) for k in first.counts}
+    return replace(
+        first,
+        shards=sorted(seen),
+        per_user=per_user,
+        exposure=exposure,
+        counts=counts,
+        notes=list(dict.fromkeys(n for s in states for n in s.notes)),
+    )

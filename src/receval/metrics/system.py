@@ -1,0 +1,124 @@
+"""System-level (sales-diversity) metrics from item-exposure counts (RankSys, metrics.md §7).
+
+For each evaluated list truncated at N (K_u = min(N, |R_u|)), every listed item i gets
+``C_i += 1`` and ``W_i += rel(u, i)/K_u``. Over L lists with T = Σ_u K_u:
+
+* aggregate diversity = N · Σ_{i: C_i>0} W_i / C_i  (= the number of distinct recommended items when
+  every list has N items and there is no relevance; shorter lists inflate it, as in RankSys)
+* Gini (RankSys's 1 − G, a *diversity* score: 1 = perfectly even exposure):
+  ``G = Σ_{j=1..n} (2j − n − 1) c_(j) / T / (n − 1)`` over the n catalogue items' counts sorted
+  ascending (unrecommended items count 0); reported as ``1 − G``.
+* entropy = Σ_i W_i · (−log2(C_i / T)) / L   (RankSys Entropy = EIUFD without discount/relevance)
+
+The exposure is kept per (item, cutoff, list length K_u) with additive columns: occurrence counts
+and relevance sums. These are integers for the ``none`` and ``binary`` relevance models, so shard
+states add up exactly and the final values do not depend on how users were sharded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from receval.metrics.models import Relevance
+from receval.metrics.spec import MetricSpec
+
+KEYS = ["item", "cutoff", "length"]
+FLAGS = ["in_train", "has_features"]
+
+
+def rel_column(kind: str) -> str:
+    return f"rel[{kind}]"
+
+
+class ExposureAccumulator:
+    """Accumulates, batch by batch, occurrences and relevance sums per (item, cutoff, K_u)."""
+
+    def __init__(self, n_items: int, cutoffs: list[int], relevances: list[Relevance]):
+        self.n_items = n_items
+        self.cutoffs = cutoffs
+        self.relevances = relevances
+        self.counts = {n: np.zeros(n_items * (n + 1)) for n in cutoffs}
+        self.sums = {(n, r.kind): np.zeros(n_items * (n + 1)) for n in cutoffs for r in relevances}
+
+    def add(self, batch) -> None:
+        for n in self.cutoffs:
+            k_u = batch.lengths_at(n)
+            valid = batch.valid[:, :n]
+            items = batch.idx[:, :n][valid]
+            slot = items * (n + 1) + np.broadcast_to(k_u[:, None], valid.shape)[valid]
+            size = self.n_items * (n + 1)
+            self.counts[n] += np.bincount(slot, minlength=size)
+            for r in self.relevances:
+                w = batch.gains(r)[:, :n][valid]
+                self.sums[(n, r.kind)] += np.bincount(slot, weights=w, minlength=size)
+
+    def frame(self, items: pd.Index, in_train: np.ndarray, has_features: np.ndarray) -> pd.DataFrame:
+        parts = []
+        for n in self.cutoffs:
+            nz = np.flatnonzero(self.counts[n])
+            item_idx, length = nz // (n + 1), nz % (n + 1)
+            part = pd.DataFrame(
+                {
+                    "item": items[item_idx],
+                    "cutoff": np.full(len(nz), n, dtype=np.int64),
+                    "length": length.astype(np.int64),
+                    "in_train": in_train[item_idx],
+                    "has_features": has_features[item_idx],
+                    "count": self.counts[n][nz],
+                }
+            )
+            for r in self.relevances:
+                part[rel_column(r.kind)] = self.sums[(n, r.kind)][nz]
+            parts.append(part)
+        return pd.concat(parts, ignore_index=True)
+
+
+def merge_exposure(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Add up exposure frames of disjoint user shards."""
+    both = pd.concat(frames, ignore_index=True)
+    numeric = [c for c in both.columns if c not in KEYS + FLAGS]
+    agg = {c: "sum" for c in numeric} | {f: "first" for f in FLAGS}
+    return both.groupby(KEYS, sort=True).agg(agg).reset_index()
+
+
+def items_at(exposure: pd.DataFrame, cutoff: int) -> pd.DataFrame:
+    """Per recommended item at ``cutoff``: ``count`` (C_i), flags and, per relevance, W_i."""
+    part = exposure[exposure["cutoff"] == cutoff].sort_values(["item", "length"], kind="stable")
+    rels = [c for c in part.columns if c.startswith("rel[")]
+    weighted = part[rels].to_numpy(np.float64) / part["length"].to_numpy(np.float64)[:, None]
+    frame = pd.DataFrame({"item": part["item"].to_numpy(), "count": part["count"].to_numpy(np.float64)})
+    for j, c in enumerate(rels):
+        frame["w" + c[3:]] = weighted[:, j]
+    frame[FLAGS] = part[FLAGS].to_numpy()
+    agg = {"count": "sum"} | {"w" + c[3:]: "sum" for c in rels} | {f: "first" for f in FLAGS}
+    out = frame.groupby("item", sort=True).agg(agg).reset_index()
+    out[FLAGS] = out[FLAGS].astype(bool)
+    return out
+
+
+def finalize(spec: MetricSpec, exposure: pd.DataFrame, lists: int, positions: int, universe: int) -> float:
+    """The value of a system metric from merged exposure, list count L and T = Σ K_u."""
+    n = spec.cutoff
+    per_item = items_at(exposure, n)
+    c = per_item["count"].to_numpy(np.float64)
+    if spec.metric == "aggregate_diversity":
+        if lists == 0:
+            return float("nan")
+        w = per_item[f"w[{spec.relevance.kind}]"].to_numpy(np.float64)
+        return n * math.fsum(w / c)
+    if spec.metric == "gini":
+        # Recommended items outside the catalogue would make the index meaningless: widen it.
+        size = max(universe, len(c))
+        if size <= 1 or positions == 0:
+            return float("nan")
+        c_sorted = np.sort(c)
+        j = np.arange(size - len(c) + 1, size + 1, dtype=np.float64)
+        g = math.fsum((2.0 * j - size - 1.0) * c_sorted / positions) / (size - 1.0)
+        return 1.0 - g
+    if lists == 0 or positions == 0:
+        return float("nan")
+    w = per_item["w[none]"].to_numpy(np.float64)
+    return math.fsum(w * -np.log2(c / positions)) / lists

@@ -1,0 +1,1 @@
+"""Pipeline steps: pure functions of (configuration, store). Never know whether the store is local or S3."""

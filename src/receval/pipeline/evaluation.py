@@ -1,0 +1,74 @@
+"""Evaluation outputs in a store: the partial state of a shard, or the final summary and per-user
+values. Shared by ``receval evaluate``/``merge`` (files) and the pipeline's evaluate/aggregate steps.
+
+Outputs are published so that a crash never leaves a folder that looks complete: stale results are
+removed first, data objects are written next, ``summary.json`` after them and the ``_SUCCESS``
+marker last.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+
+from receval.errors import InputError
+from receval.metrics.engine import PartialState, merge
+from receval.storage import MARKER, Store, join
+
+PARTIAL_FILES = ("partial.json", "per_user.parquet", "exposure.parquet")
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
+    """Publish a shard's partial state under ``prefix``."""
+    store.delete(join(prefix, "summary.json"))
+    store.publish(prefix, state.to_objects(), {"kind": "partial", "shards": state.shards, **(extra or {})})
+
+
+def read_partial(store: Store, prefix: str) -> PartialState:
+    """Read a published partial state; refuse an unfinished one, naming it."""
+    where = store.url(prefix)
+    if not store.is_complete(prefix):
+        if store.exists(join(prefix, "partial.json")):
+            raise InputError(f"{where}: unfinished shard output (no {MARKER} marker): rerun that shard")
+        raise InputError(f"{where}: no partial state here (expected {', '.join(PARTIAL_FILES)} and {MARKER})")
+    return PartialState.from_objects({name: store.read_bytes(join(prefix, name)) for name in PARTIAL_FILES}, where)
+
+
+def write_results(
+    store: Store, prefix: str, state: PartialState, records: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Publish ``summary.json`` and ``per_user.parquet`` (and ``summary.parquet``) under ``prefix``."""
+    records = state.summary() if records is None else records
+    store.delete(join(prefix, MARKER))
+    store.delete(join(prefix, "summary.json"))
+    store.write_bytes(join(prefix, "per_user.parquet"), _parquet(state.per_user))
+    store.write_bytes(join(prefix, "summary.parquet"), _parquet(summary_frame(records)))
+    store.write_bytes(join(prefix, "summary.json"), (json.dumps(records, indent=2) + "\n").encode())
+    store.write_json(join(prefix, MARKER), {"kind": "summary", "users": state.n_users, **(extra or {})})
+    return records
+
+
+def summary_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Summary records as a flat table (missing parameters as nulls)."""
+    frame = pd.DataFrame.from_records(records)
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return frame
+
+
+def merge_partials(store_prefixes: list[tuple[Store, str]]) -> PartialState:
+    """Read and merge the partial states of every shard (refusing a missing or foreign shard)."""
+    states = [read_partial(store, prefix) for store, prefix in store_prefixes]
+    names = [store.url(prefix) for store, prefix in store_prefixes]
+    return merge(states, names=names)

@@ -1,0 +1,1 @@
+"""Plain-text presentation of summaries (tables for terminals), shared by several commands."""

@@ -1,0 +1,45 @@
+"""Turn summary records into a metric × cutoff table (rich) for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
+    return str(v)
+
+
+def summary_table(records: list[dict[str, Any]], title: str | None = None) -> Table:
+    """Rows: metric (relevance, discount); columns: one per cutoff."""
+    metrics = [r for r in records if r.get("kind", "metric") == "metric"]
+    cutoffs = sorted({r["cutoff"] for r in metrics})
+    table = Table(title=title, show_lines=False, header_style="bold")
+    table.add_column("metric")
+    table.add_column("relevance")
+    table.add_column("discount")
+    for n in cutoffs:
+        table.add_column(f"@{n}", justify="right")
+    rows: dict[tuple[str, str, str], dict[int, Any]] = {}
+    for r in metrics:
+        rows.setdefault((r["metric"], r["relevance"], r["discount"]), {})[r["cutoff"]] = r["value"]
+    for (m, rel, disc), vals in rows.items():
+        table.add_row(m, rel, disc, *(_fmt(vals.get(n)) for n in cutoffs))
+    return table
+
+
+def quality_lines(records: list[dict[str, Any]]) -> list[str]:
+    """One line per non-zero data-quality check."""
+    lines = []
+    for r in records:
+        if r.get("kind") != "data_quality" or r["metric"] == "test_users":
+            continue
+        if r["value"]:
+            at = f" (@{r['cutoff']})" if r.get("cutoff") else ""
+            lines.append(f"{r['metric'].replace('_', ' ')}{at}: {_fmt(r['value'])}")
+    return lines
