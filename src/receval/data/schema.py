@@ -46,6 +46,13 @@ class _Source:
         return f"row {position + 1}"
 
 
+def _show(value: object) -> str:
+    """An id as the user wrote it: 7 for integers, 'abc' for strings."""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(str(value))
+
+
 def _read_raw(path: str | Path) -> tuple[pd.DataFrame, _Source]:
     p = Path(path)
     name = str(path)
@@ -150,7 +157,7 @@ def read_test(path: str | Path) -> pd.DataFrame:
     if pos is not None:
         raise InputError(
             f"{src.name}: columns 'user, item', {src.row(pos)}: duplicate test row for user "
-            f"{out.user.iloc[pos]!r}, item {out.item.iloc[pos]!r} (which rating would count?)"
+            f"{_show(out.user.iloc[pos])}, item {_show(out.item.iloc[pos])} (which rating would count?)"
         )
     return out
 
@@ -173,7 +180,7 @@ def read_recs(path: str | Path) -> pd.DataFrame:
         if pos is not None:
             raise InputError(
                 f"{src.name}: column 'rank', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
-                f"for user {out.user.iloc[pos]!r}"
+                f"for user {_show(out.user.iloc[pos])}"
             )
         key = ["user", "rank"]
     else:
@@ -182,8 +189,8 @@ def read_recs(path: str | Path) -> pd.DataFrame:
     pos = _first_duplicate(out, ["user", "item"])
     if pos is not None:
         raise InputError(
-            f"{src.name}: column 'item', {src.row(pos)}: item {out.item.iloc[pos]!r} repeated in the "
-            f"list of user {out.user.iloc[pos]!r}"
+            f"{src.name}: column 'item', {src.row(pos)}: item {_show(out.item.iloc[pos])} repeated in the "
+            f"list of user {_show(out.user.iloc[pos])}"
         )
     return rank_lists(out, by_rank=key is not None)
 
