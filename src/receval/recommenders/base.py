@@ -1,0 +1,433 @@
+"""The recommender contract shared by every algorithm: fit, recommend in batches, save, load.
+
+A fitted recommender knows the catalogue (the items of ``train``) and the users of ``train``, each
+mapped once to a contiguous index (items sorted by id, so that index order *is* id order and ties
+in score are broken by item id without a second key). Training data is kept as a
+:class:`scipy.sparse.csr_matrix` users × items. Users are scored in batches as dense
+``batch × n_items`` matrices; items the user rated in train are masked with ``-inf``; the top ``k``
+are taken with :func:`numpy.argpartition` followed by a stable sort (score descending, item id
+ascending). Memory is bounded by the batch, never by the number of users.
+
+Subclasses implement :meth:`Recommender._fit` and :meth:`Recommender._score_known`; the rest
+(indexing, masking, top-k, batching, persistence) lives here once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from receval.errors import ConfigError, InputError, StoreError
+from receval.storage import Store, join
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.json"
+REC_COLUMNS = ("user", "item", "rank", "score")
+
+# Largest dense score matrix (cells) built at once; 2**22 float64 cells = 32 MiB. Batches of users
+# larger than this (e.g. 1000 users × 17k items) are scored in row chunks of this size.
+MAX_DENSE_CELLS = 2**22
+
+
+# --------------------------------------------------------------------------------------------
+# small numeric helpers shared by the algorithms
+# --------------------------------------------------------------------------------------------
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``k`` best entries of each row, best first.
+
+    Order: score descending, then column ascending (columns are in item-id order, so this is
+    "item id ascending"). ``-inf`` marks an excluded entry; rows with fewer than ``k`` finite
+    entries are padded with ``-inf`` values at the end. Exactly deterministic: entries tied with
+    the k-th value are chosen by lowest column, not by whatever argpartition happened to keep.
+    """
+    n_rows, n_cols = scores.shape
+    k = min(int(k), n_cols)
+    if k <= 0 or n_rows == 0:
+        return np.empty((n_rows, 0), dtype=np.int64), np.empty((n_rows, 0), dtype=np.float64)
+    if k < n_cols:
+        cols = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        threshold = np.take_along_axis(scores, cols, axis=1).min(axis=1, keepdims=True)
+        # argpartition keeps an arbitrary subset of the entries tied with the k-th value; redo
+        # only the rows where such a tie crosses the cut (one extra pass over the batch)
+        ambiguous = np.flatnonzero((scores >= threshold).sum(axis=1) > k)
+        if ambiguous.size:
+            sub, sub_threshold = scores[ambiguous], threshold[ambiguous]
+            above = sub > sub_threshold
+            tied = sub == sub_threshold
+            still_needed = k - above.sum(axis=1, keepdims=True)
+            chosen = above | (tied & (np.cumsum(tied, axis=1) <= still_needed))
+            cols[ambiguous] = np.nonzero(chosen)[1].reshape(ambiguous.size, k)
+        cols = np.sort(cols, axis=1)  # ascending column = item id, the tie-break of the sort below
+    else:
+        cols = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols)).copy()
+    values = np.take_along_axis(scores, cols, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")  # stable: equal scores keep column order
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def normalize_rows(matrix: sp.spmatrix) -> sp.csr_matrix:
+    """Scale every row of a sparse matrix to unit L2 norm (all-zero rows stay zero)."""
+    m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(scale) @ m)
+
+
+def prune_rows(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest positive entries of each row (ties: lower column first)."""
+    cells = matrix.shape[0] * matrix.shape[1]
+    if cells <= MAX_DENSE_CELLS and matrix.nnz * 16 >= cells:
+        # on a fairly dense block, argpartition is ~5x faster than sorting the sparse entries;
+        # on a sparse one (item-item similarities of a long tail) sorting the few entries wins
+        dense = np.asarray(matrix.toarray(), dtype=np.float64)
+        dense[dense < 0] = 0.0  # negative similarity is not a neighbour
+        cols, vals = top_k(dense, k)
+        rows = np.repeat(np.arange(dense.shape[0]), cols.shape[1])
+        pruned = sp.csr_matrix((vals.ravel(), (rows, cols.ravel())), shape=matrix.shape)
+        pruned.eliminate_zeros()
+        return pruned
+    m = sp.csr_matrix(matrix)
+    m.eliminate_zeros()
+    m.data[m.data < 0] = 0.0  # negative similarity is not a neighbour
+    m.eliminate_zeros()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    position_in_row = np.arange(order.size) - m.indptr[rows[order]]
+    keep = order[position_in_row < k]
+    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+
+
+def chunk_rows(n_rows: int, width: int, max_cells: int = MAX_DENSE_CELLS) -> Iterator[slice]:
+    """Row slices such that ``rows × width`` stays under ``max_cells`` (at least one row)."""
+    step = max(1, max_cells // max(1, width))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def stable_hash(values: np.ndarray | pd.Index) -> np.ndarray:
+    """A uint64 hash of each id that is the same in every process (``7`` and ``"7"`` agree)."""
+    text = pd.Series(np.asarray(values)).astype(str).to_numpy(dtype=object)
+    return pd.util.hash_array(text, categorize=False)
+
+
+# --------------------------------------------------------------------------------------------
+# persistence helpers
+# --------------------------------------------------------------------------------------------
+def _npz_bytes(arrays: Mapping[str, np.ndarray | sp.spmatrix]) -> bytes:
+    flat: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if sp.issparse(value):
+            csr = sp.csr_matrix(value)
+            flat[f"{name}.data"] = csr.data
+            flat[f"{name}.indices"] = csr.indices
+            flat[f"{name}.indptr"] = csr.indptr
+            flat[f"{name}.shape"] = np.asarray(csr.shape, dtype=np.int64)
+        else:
+            flat[name] = np.asarray(value)
+    buf = io.BytesIO()
+    np.savez(buf, **flat)
+    return buf.getvalue()
+
+
+def _npz_load(data: bytes) -> dict[str, np.ndarray | sp.csr_matrix]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        flat = {name: npz[name] for name in npz.files}
+    out: dict[str, np.ndarray | sp.csr_matrix] = {}
+    for name in list(flat):
+        if name.endswith(".shape"):
+            base = name[: -len(".shape")]
+            out[base] = sp.csr_matrix(
+                (flat[f"{base}.data"], flat[f"{base}.indices"], flat[f"{base}.indptr"]),
+                shape=tuple(int(x) for x in flat[name]),
+            )
+    for name, value in flat.items():
+        if name.rsplit(".", 1)[0] not in out:
+            out[name] = value
+    return out
+
+
+def _ids_bytes(ids: pd.Index) -> bytes:
+    buf = io.BytesIO()
+    pd.DataFrame({"id": ids.to_numpy()}).to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _ids_load(data: bytes) -> pd.Index:
+    return pd.Index(pd.read_parquet(io.BytesIO(data))["id"].to_numpy())
+
+
+def _versions() -> dict[str, str]:
+    import scipy
+
+    from receval import __version__
+
+    return {"receval": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__}
+
+
+def _coerce_ids(ids: pd.Index | pd.Series | np.ndarray, like: pd.Index) -> np.ndarray:
+    """Bring requested ids to the dtype of the fitted ids (``"7"`` finds user ``7`` and back)."""
+    values = pd.Series(np.asarray(ids))
+    if pd.api.types.is_integer_dtype(like.dtype) and not pd.api.types.is_integer_dtype(values.dtype):
+        as_int = pd.to_numeric(values, errors="coerce")
+        if as_int.notna().all() and (as_int == np.floor(as_int)).all():
+            return as_int.astype(np.int64).to_numpy()
+        return values.to_numpy()
+    if not pd.api.types.is_integer_dtype(like.dtype) and pd.api.types.is_integer_dtype(values.dtype):
+        return values.astype(str).to_numpy(dtype=object)
+    return values.to_numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# the contract
+# --------------------------------------------------------------------------------------------
+class Recommender(ABC):
+    """Base class of receval's recommenders.
+
+    Subclasses set ``name`` (the registry name), call ``super().__init__(**params)`` with every
+    constructor parameter (so that ``params`` can rebuild them) and implement :meth:`_fit` and
+    :meth:`_score_known`.
+
+    The catalogue is the set of items in ``train``; only those are recommended. Items a user rated
+    in train are never recommended to that user. A user unknown to train gets the **most popular
+    items** (number of train users, ties by item id) unless a subclass says otherwise (RND gives
+    its seeded random list; explicit MF its item-bias list).
+    """
+
+    name: ClassVar[str] = "base"
+
+    def __init__(self, **params: Any):
+        self.params: dict[str, Any] = dict(params)
+        self.user_ids: pd.Index | None = None
+        self.item_ids: pd.Index | None = None
+        self.ratings: sp.csr_matrix | None = None  # users × items, train ratings (1.0 if implicit)
+        self.feature_ids: pd.Index = pd.Index([])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- fitting ------------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return self.ratings is not None
+
+    def fit(self, train: pd.DataFrame, features: pd.DataFrame | None = None) -> Recommender:
+        """Learn from ``train[user, item, rating]`` (``rating`` optional: 1.0) and optional
+        ``features[item, feature, weight]``; returns ``self``."""
+        self._index(train)
+        self._fit(self.ratings, self._feature_matrix(features))
+        return self
+
+    def _index(self, train: pd.DataFrame) -> None:
+        if not isinstance(train, pd.DataFrame):
+            raise InputError(f"{self.name}: train must be a DataFrame with columns user, item[, rating]")
+        missing = [c for c in ("user", "item") if c not in train.columns]
+        if missing:
+            raise InputError(f"train: missing column '{missing[0]}' (found: {', '.join(map(str, train.columns))})")
+        if len(train) == 0:
+            raise InputError("train: no interactions, nothing to learn from")
+        frame = train.drop_duplicates(subset=["user", "item"], keep="last")
+        ratings = (frame["rating"].to_numpy(dtype=np.float64) if "rating" in frame.columns
+                   else np.ones(len(frame)))
+        if not np.isfinite(ratings).all():
+            pos = int(np.flatnonzero(~np.isfinite(ratings))[0])
+            raise InputError(f"train: column 'rating', row {pos + 1}: not a finite number")
+        user_codes, users = pd.factorize(frame["user"], sort=True)
+        item_codes, items = pd.factorize(frame["item"], sort=True)
+        self.user_ids, self.item_ids = pd.Index(users), pd.Index(items)
+        self.ratings = sp.csr_matrix(
+            (ratings, (user_codes, item_codes)), shape=(len(users), len(items)), dtype=np.float64
+        )
+        self.ratings.sort_indices()
+
+    def _feature_matrix(self, features: pd.DataFrame | None) -> sp.csr_matrix | None:
+        """Items × features weights aligned to the catalogue; items absent from it are dropped."""
+        if features is None:
+            self.feature_ids = pd.Index([])
+            return None
+        missing = [c for c in ("item", "feature") if c not in features.columns]
+        if missing:
+            raise InputError(f"features: missing column '{missing[0]}'")
+        assert self.item_ids is not None
+        items = _coerce_ids(features["item"].to_numpy(), self.item_ids)
+        rows = self.item_ids.get_indexer(items)
+        weights = (features["weight"].to_numpy(dtype=np.float64) if "weight" in features.columns
+                   else np.ones(len(features)))
+        keep = (rows >= 0) & (weights != 0)
+        codes, feature_ids = pd.factorize(features["feature"].to_numpy()[keep], sort=True)
+        self.feature_ids = pd.Index(feature_ids)
+        matrix = sp.coo_matrix((weights[keep], (rows[keep], codes)), shape=(len(self.item_ids), len(feature_ids)))
+        matrix.sum_duplicates()  # a repeated (item, feature) counts once: last weight would need order
+        return sp.csr_matrix(matrix)
+
+    @abstractmethod
+    def _fit(self, ratings: sp.csr_matrix, features: sp.csr_matrix | None) -> None:
+        """Learn the model from the indexed ratings (users × items) and features (items × features)."""
+
+    # -- scoring ------------------------------------------------------------------------------
+    @abstractmethod
+    def _score_known(self, users: np.ndarray) -> np.ndarray:
+        """Dense ``len(users) × n_items`` scores for user indices known to train (finite values)."""
+
+    def _fallback_scores(self) -> np.ndarray:
+        """Scores of a user unknown to train: item popularity (number of train users)."""
+        assert self.ratings is not None
+        return np.diff(self.ratings.tocsc().indptr).astype(np.float64)
+
+    def _score_unknown(self, user_ids: np.ndarray) -> np.ndarray:
+        """Dense scores of users unknown to train; by default everybody gets the fallback list."""
+        return np.broadcast_to(self._fallback_scores(), (len(user_ids), self.n_items)).copy()
+
+    @property
+    def n_items(self) -> int:
+        assert self.item_ids is not None
+        return len(self.item_ids)
+
+    def _rank(self, users: np.ndarray, user_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores (padded with -1 / -inf) of a batch of users.
+
+        ``users`` are indices into ``user_ids`` of the model, ``-1`` for users unknown to train.
+        """
+        cols_out = np.full((len(users), min(k, self.n_items)), -1, dtype=np.int64)
+        vals_out = np.full(cols_out.shape, -np.inf)
+        for rows in chunk_rows(len(users), self.n_items):
+            idx = users[rows]
+            known = idx >= 0
+            scores = np.empty((len(idx), self.n_items))
+            if known.any():
+                scores[known] = self._score_known(idx[known])
+                self._mask_seen(scores, np.flatnonzero(known), idx[known])
+            if (~known).any():
+                scores[~known] = self._score_unknown(user_ids[rows][~known])
+            cols, vals = top_k(scores, k)
+            cols_out[rows, : cols.shape[1]] = cols
+            vals_out[rows, : vals.shape[1]] = vals
+        cols_out[~np.isfinite(vals_out)] = -1
+        return cols_out, vals_out
+
+    def _mask_seen(self, scores: np.ndarray, rows: np.ndarray, users: np.ndarray) -> None:
+        assert self.ratings is not None
+        seen = self.ratings[users]
+        scores[np.repeat(rows, np.diff(seen.indptr)), seen.indices] = -np.inf
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise ConfigError(f"recommender '{self.name}' is not fitted: call fit(train) or load a saved model")
+
+    def recommend_batches(
+        self, users: Iterable[Any], k: int, batch_size: int = 1000
+    ) -> Iterator[pd.DataFrame]:
+        """Yield ``DataFrame[user, item, rank, score]`` for ``batch_size`` users at a time.
+
+        Users keep their given order (duplicates dropped); each user gets exactly
+        ``min(k, #candidates)`` rows, ranks 1..n, ordered by score descending then item id ascending.
+        Memory is bounded by ``batch_size × n_items`` (scored in chunks of at most
+        ``MAX_DENSE_CELLS`` cells), whatever the number of users.
+        """
+        self._check_fitted()
+        if int(k) < 1:
+            raise ConfigError(f"k = {k}: the number of recommendations per user must be at least 1")
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size = {batch_size}: must be at least 1")
+        assert self.user_ids is not None and self.item_ids is not None
+        requested = pd.unique(pd.Series(list(users) if not isinstance(users, (pd.Series, np.ndarray, pd.Index))
+                                        else users))
+        for start in range(0, len(requested), int(batch_size)):
+            batch = np.asarray(requested[start : start + int(batch_size)])
+            lookup = _coerce_ids(batch, self.user_ids)
+            indices = self.user_ids.get_indexer(lookup).astype(np.int64)
+            cols, vals = self._rank(indices, batch, int(k))
+            yield self._to_frame(batch, cols, vals)
+
+    def recommend(self, users: Iterable[Any], k: int) -> pd.DataFrame:
+        """All lists at once: ``DataFrame[user, item, rank, score]`` (see :meth:`recommend_batches`)."""
+        frames = list(self.recommend_batches(users, k))
+        if not frames:
+            return self._to_frame(np.asarray([]), np.empty((0, 0), dtype=np.int64), np.empty((0, 0)))
+        return pd.concat(frames, ignore_index=True)
+
+    def _to_frame(self, batch: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> pd.DataFrame:
+        assert self.item_ids is not None
+        valid = cols >= 0
+        counts = valid.sum(axis=1)
+        ranks = np.cumsum(valid, axis=1)[valid]  # valid entries form a prefix of each row
+        return pd.DataFrame(
+            {
+                "user": np.repeat(batch, counts),
+                "item": self.item_ids.to_numpy()[cols[valid]],
+                "rank": ranks.astype(np.int64),
+                "score": vals[valid].astype(np.float64),
+            }
+        )
+
+    # -- persistence --------------------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray | sp.spmatrix]:
+        """Learned arrays to save (override; scipy sparse matrices are fine)."""
+        return {}
+
+    def _set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_state` returned (override)."""
+
+    def _objects(self) -> dict[str, bytes]:
+        """The files of a saved model, by name relative to its folder."""
+        self._check_fitted()
+        assert self.user_ids is not None and self.item_ids is not None
+        meta = {
+            "name": self.name,
+            "params": self.params,
+            "format": FORMAT_VERSION,
+            "versions": _versions(),
+            "n_users": len(self.user_ids),
+            "n_items": len(self.item_ids),
+        }
+        return {
+            "users.parquet": _ids_bytes(self.user_ids),
+            "items.parquet": _ids_bytes(self.item_ids),
+            "features.parquet": _ids_bytes(self.feature_ids),
+            "train.npz": _npz_bytes({"ratings": self.ratings}),
+            "state.npz": _npz_bytes(self._state()),
+            MODEL_FILE: (json.dumps(meta, indent=2, default=str) + "\n").encode(),
+        }
+
+    def save(self, store: Store, prefix: str) -> None:
+        """Write the fitted model under ``prefix`` and publish it (``_SUCCESS`` written last)."""
+        store.publish(prefix, self._objects(), marker={"name": self.name, "format": FORMAT_VERSION})
+
+    @classmethod
+    def _from_objects(cls, read: Any, where: str) -> Recommender:
+        from receval.recommenders import make
+
+        try:
+            meta = json.loads(read(MODEL_FILE))
+        except (ValueError, UnicodeDecodeError):
+            raise StoreError(f"{where}/{MODEL_FILE}: not a receval model description") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise StoreError(f"{where}/{MODEL_FILE}: model format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        model = make(meta["name"], **meta["params"])
+        if cls is not Recommender and not isinstance(model, cls):
+            raise StoreError(f"{where}: holds a '{meta['name']}' model, not a {cls.__name__}")
+        model._restore(read, where)
+        return model
+
+    def _restore(self, read: Any, where: str) -> None:
+        self.user_ids = _ids_load(read("users.parquet"))
+        self.item_ids = _ids_load(read("items.parquet"))
+        self.feature_ids = _ids_load(read("features.parquet"))
+        self.ratings = _npz_load(read("train.npz"))["ratings"]  # type: ignore[assignment]
+        self._set_state(_npz_load(read("state.npz")))
+
+    @classmethod
+    def load(cls, store: Store, prefix: str) -> Recommender:
+        """Load a model saved by :meth:`save`; the folder must be published (``_SUCCESS``)."""
+        if not store.is_complete(prefix):
+            raise StoreError(
+                f"{store.url(prefix)}: no saved model here (no _SUCCESS marker: never saved, or the save did not finish)"
+            )
+        return cls._from_objects(lambda name: store.read_bytes(join(prefix, name)), store.url(prefix))
