@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the receval step images (train, predict, evaluate) with docker, podman or buildah.
+#
+#   docker/build.sh [--engine docker|podman|buildah] [--tag TAG] [--registry REG] [--base-image IMAGE]
+#                   [--wheelhouse DIR] [--push] [-- EXTRA ENGINE ARGS]
+#
+# The build itself is hermetic: it installs from a wheelhouse with `pip --no-index`. Without
+# --wheelhouse, one is made first on this machine with `pip wheel` (that step uses your index).
+# Images: REG/receval-train:TAG, REG/receval-predict:TAG, REG/receval-evaluate:TAG.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+version="$(python3 -c 'import re,sys; print(re.search(r"__version__ = \"(.+?)\"", open(sys.argv[1]).read()).group(1))' "$repo/src/receval/__init__.py")"
+engine="" tag="$version" registry="ghcr.io/receval" base_image="" wheelhouse="" push=0 extra=()
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --engine) engine="$2"; shift 2 ;;
+    --tag) tag="$2"; shift 2 ;;
+    --registry) registry="$2"; shift 2 ;;
+    --base-image) base_image="$2"; shift 2 ;;
+    --wheelhouse) wheelhouse="$2"; shift 2 ;;
+    --push) push=1; shift ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [[ -z "$engine" ]]; then
+  for candidate in docker podman buildah; do
+    if command -v "$candidate" >/dev/null 2>&1; then engine="$candidate"; break; fi
+  done
+fi
+[[ -n "$engine" ]] || { echo "build.sh: no docker, podman or buildah on PATH" >&2; exit 2; }
+
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+if [[ -n "$wheelhouse" ]]; then
+  cp -r "$wheelhouse" "$context/wheelhouse"
+else
+  python3 -m pip wheel --quiet --wheel-dir "$context/wheelhouse" "$repo"
+fi
+ls "$context"/wheelhouse/receval-"$version"-*.whl >/dev/null 2>&1 \
+  || { echo "build.sh: the wheelhouse has no receval-$version wheel" >&2; exit 2; }
+
+args=(--build-arg "RECEVAL_VERSION=$version"
+      --build-arg "VCS_REF=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+      --build-arg "BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+[[ -n "$base_image" ]] && args+=(--build-arg "BASE_IMAGE=$base_image")
+
+for target in train predict evaluate; do
+  image="$registry/receval-$target:$tag"
+  echo "build.sh: $engine building $image" >&2
+  case "$engine" in
+    buildah) buildah bud "${args[@]}" --target "$target" -t "$image" -f "$here/Dockerfile" "${extra[@]}" "$context" ;;
+    *) "$engine" build "${args[@]}" --target "$target" -t "$image" -f "$here/Dockerfile" "${extra[@]}" "$context" ;;
+  esac
+  if [[ "$push" == 1 ]]; then "$engine" push "$image"; fi
+done

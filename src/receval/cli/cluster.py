@@ -1,0 +1,284 @@
+"""``receval submit``, ``schedule``, ``status`` and ``render``: the pipeline on a Kubernetes cluster with Argo.
+
+Every option of ``submit`` also reads an environment variable (``RECEVAL_STORE``, ...), which is how the
+nightly CronJob passes the receval-config ConfigMap to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from typing import Any
+
+import typer
+
+_KUBE = "Cluster connection"
+_PIPE = "Pipeline parameters"
+
+
+def _kube_options() -> dict[str, Any]:
+    return {
+        "kubeconfig": typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file (default ~/.kube/config, or the pod's service account in a cluster).", rich_help_panel=_KUBE),
+        "context": typer.Option(None, "--context", help="kubeconfig context (default: its current context).", rich_help_panel=_KUBE),
+        "namespace": typer.Option(None, "--namespace", "-n", envvar="RECEVAL_NAMESPACE", help="Namespace of the receval objects (default: the context's, else receval).", rich_help_panel=_KUBE),
+    }  # fmt: skip
+
+
+def _params(**values: Any) -> Any:
+    from receval.cluster.manifests import PipelineParameters
+
+    return PipelineParameters.from_text(**values)
+
+
+def _client(kubeconfig: str | None, context: str | None, namespace: str | None) -> Any:
+    from receval.cluster.client import ClusterClient
+
+    return ClusterClient(kubeconfig=kubeconfig, context=context, namespace=namespace)
+
+
+def _today_run_id() -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(os.environ.get("RECEVAL_TIMEZONE") or "Etc/UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("Etc/UTC")
+    return f"nightly-{dt.datetime.now(zone):%Y%m%d}"
+
+
+def _progress_table(workflow: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    from receval.cluster.client import step_progress
+
+    phase = workflow.get("status", {}).get("phase") or "Pending"
+    table = Table(title=f"{workflow['metadata']['name']}  [bold]{phase}[/bold]", title_justify="left")
+    for column in ("step", "done", "running", "failed", "pending"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for p in step_progress(workflow):
+        table.add_row(p.step, f"{p.succeeded}/{p.total}", str(p.running), str(p.failed), str(p.pending))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    kube = _kube_options()
+
+    @app.command(
+        "submit",
+        epilog=(
+            "Examples:\n\n"
+            "  receval submit --store s3://evals/receval --run-id ml100k-trial --algorithms pop,ub-knn --shards 16\n\n"
+            "  receval submit --store s3://evals/receval --watch\n\n"
+            "  receval submit --store s3://evals/receval --run-id r1 --dry-run > workflow.yaml"
+        ),
+    )
+    def submit(
+        store: str = typer.Option(None, "--store", envvar="RECEVAL_STORE", help="s3://bucket/prefix where run folders live.", rich_help_panel=_PIPE),
+        run_id: str = typer.Option(None, "--run-id", envvar="RECEVAL_RUN_ID", help="Run folder name (default nightly-YYYYMMDD, today in $RECEVAL_TIMEZONE or UTC).", rich_help_panel=_PIPE),
+        dataset: str = typer.Option(None, "--dataset", envvar="RECEVAL_DATASET", help="Built-in dataset (used when --config is not given).", rich_help_panel=_PIPE),
+        config: str = typer.Option(None, "--config", envvar="RECEVAL_CONFIG_URI", help="Run configuration URI, read by prepare.", rich_help_panel=_PIPE),
+        shards: int = typer.Option(None, "--shards", envvar="RECEVAL_SHARDS", help="User shards of the predict/evaluate fan-outs.", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithms", envvar="RECEVAL_ALGORITHMS", help="Comma-separated algorithms, e.g. pop,ub-knn.", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoffs", envvar="RECEVAL_CUTOFFS", help="Comma-separated cutoffs, e.g. 5,10,20.", rich_help_panel=_PIPE),
+        image_registry: str = typer.Option(None, "--image-registry", envvar="RECEVAL_IMAGE_REGISTRY", help="Registry/namespace of the receval images.", rich_help_panel=_PIPE),
+        image_tag: str = typer.Option(None, "--image-tag", envvar="RECEVAL_IMAGE_TAG", help="Tag of the receval images.", rich_help_panel=_PIPE),
+        template: str = typer.Option("receval-pipeline", "--template", envvar="RECEVAL_WORKFLOW_TEMPLATE", help="WorkflowTemplate to run."),
+        watch: bool = typer.Option(False, "--watch", "-w", help="Follow the run's steps live until it finishes."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the Workflow YAML instead of creating it."),
+        poll_seconds: float = typer.Option(5.0, "--poll-seconds", hidden=True),
+        kubeconfig: str = kube["kubeconfig"],
+        context: str = kube["context"],
+        namespace: str = kube["namespace"],
+    ) -> None:
+        """Start a pipeline run on the cluster: a Workflow from the receval-pipeline WorkflowTemplate.
+
+        Prints the Workflow's name. Parameters not given keep the WorkflowTemplate's defaults.
+        """
+        from receval.cluster import manifests
+        from receval.errors import ClusterError
+
+        params = _params(
+            run_id=run_id or _today_run_id(), store=store, dataset=dataset, config_uri=config, shards=shards,
+            algorithms=algorithms, cutoffs=cutoffs, image_registry=image_registry, image_tag=image_tag,
+        )  # fmt: skip
+        workflow = manifests.workflow(params, namespace=namespace, template_name=template)
+        if dry_run:
+            typer.echo(manifests.dump_yaml([workflow]), nl=False)
+            return
+        client = _client(kubeconfig, context, namespace)
+        name = client.submit(workflow)
+        typer.echo(name)
+        if not watch:
+            return
+        from rich.console import Console
+        from rich.live import Live
+
+        from receval.cluster.client import FINISHED_PHASES
+
+        console = Console(stderr=True)
+        current = client.get_workflow(name)
+        with Live(_progress_table(current), console=console, refresh_per_second=2, transient=False) as live:
+            while current.get("status", {}).get("phase") not in FINISHED_PHASES:
+                time.sleep(poll_seconds)
+                current = client.get_workflow(name)
+                live.update(_progress_table(current))
+        console.line()  # the error or the shell prompt starts on a fresh line
+        phase = current["status"]["phase"]
+        if phase != "Succeeded":
+            message = current["status"].get("message") or "see: argo logs " + name
+            raise ClusterError(f"workflow {name} ended {phase}: {message}")
+
+    @app.command(
+        "schedule",
+        epilog=(
+            "Examples:\n\n"
+            "  receval schedule --at 02:30 --timezone Europe/Madrid\n\n"
+            "  receval schedule --suspend          (pause the nightly run)\n\n"
+            "  receval schedule --argo-cron --at 03:00 --store s3://evals/receval\n\n"
+            "  receval schedule --delete"
+        ),
+    )
+    def schedule(
+        at: str = typer.Option(None, "--at", help="Daily start time HH:MM (24-hour clock); default 02:30 when creating."),
+        timezone: str = typer.Option("Etc/UTC", "--timezone", help="IANA time zone of --at, e.g. Europe/Madrid."),
+        suspend: bool = typer.Option(False, "--suspend", help="Pause the schedule (keeps it)."),
+        resume: bool = typer.Option(False, "--resume", help="Resume a paused schedule."),
+        delete: bool = typer.Option(False, "--delete", help="Remove the schedule."),
+        argo_cron: bool = typer.Option(False, "--argo-cron", help="Use an Argo CronWorkflow instead of a Kubernetes CronJob."),
+        store: str = typer.Option(None, "--store", help="s3://bucket/prefix (default: the receval-config ConfigMap / template).", rich_help_panel=_PIPE),
+        dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
+        config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
+        shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithms", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoffs", rich_help_panel=_PIPE),
+        image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
+        image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
+        kubeconfig: str = kube["kubeconfig"],
+        context: str = kube["context"],
+        namespace: str = kube["namespace"],
+    ) -> None:
+        """Create or update the nightly run (idempotent: creates it, or patches the existing one).
+
+        The CronJob receval-nightly runs `receval submit` every day at --at with run id
+        nightly-YYYYMMDD; with --argo-cron, the CronWorkflow receval-nightly does the same inside Argo.
+        """
+        from receval.cluster import manifests
+        from receval.errors import ConfigError
+
+        if sum((suspend, resume, delete)) > 1:
+            raise ConfigError("give at most one of --suspend, --resume, --delete")
+        kind = "CronWorkflow" if argo_cron else "CronJob"
+        name = manifests.CRONJOB_NAME
+        given_params = any(v is not None for v in (store, dataset, config, shards, algorithms, cutoffs, image_registry, image_tag))
+        if (delete or ((suspend or resume) and at is None)) and given_params:
+            raise ConfigError("pipeline options need --at: they rewrite the schedule")
+        # Check every option before talking to the cluster.
+        nightly = manifests.NightlySchedule(at=at or "02:30", timezone=timezone)
+        params = _params(
+            store=store, dataset=dataset, config_uri=config, shards=shards, algorithms=algorithms, cutoffs=cutoffs,
+            image_registry=image_registry, image_tag=image_tag,
+        )  # fmt: skip
+        client = _client(kubeconfig, context, namespace)
+        if delete:
+            deleted = client.delete_cron_workflow(name) if argo_cron else client.delete_cronjob(name)
+            typer.echo(f"{kind} {client.namespace}/{name} {'deleted' if deleted else 'did not exist'}")
+            return
+        if (suspend or resume) and at is None:
+            (client.suspend_cron_workflow if argo_cron else client.suspend_cronjob)(name, suspend)
+            typer.echo(f"{kind} {client.namespace}/{name} {'suspended' if suspend else 'resumed'}")
+            return
+        build = manifests.cron_workflow if argo_cron else manifests.cronjob
+        body = build(nightly, params, namespace=client.namespace, suspend=suspend)
+        apply = client.apply_cron_workflow if argo_cron else client.apply_cronjob
+        outcome = apply(body, keep_suspend=not (suspend or resume))
+        state = " (suspended)" if suspend else ""
+        typer.echo(f"{kind} {client.namespace}/{name} {outcome}: daily at {nightly.at} {nightly.timezone} ({nightly.cron}){state}")
+
+    @app.command(
+        "status",
+        epilog=(
+            "Examples:\n\n"
+            "  receval status                                  (the newest run)\n\n"
+            "  receval status nightly-20240501 --store s3://evals/receval"
+        ),
+    )
+    def status(
+        run: str = typer.Argument(None, help="Run id (default: the newest receval workflow)."),
+        store: str = typer.Option(None, "--store", envvar="RECEVAL_STORE", help="Also show what the store says (runs/RUN/run.json)."),
+        kubeconfig: str = kube["kubeconfig"],
+        context: str = kube["context"],
+        namespace: str = kube["namespace"],
+    ) -> None:
+        """A run's workflow phase and per-step progress, joined with the run's status in the store."""
+        from rich.console import Console
+
+        from receval.errors import ClusterError, StoreError
+
+        client = _client(kubeconfig, context, namespace)
+        workflow = client.latest_workflow(run)
+        console = Console()
+        if workflow is None:
+            console.print(f"workflow: none found for run {run or '(any)'} in namespace {client.namespace}")
+        else:
+            run = run or workflow["metadata"].get("labels", {}).get("receval.io/run-id")
+            console.print(_progress_table(workflow))
+            message = workflow.get("status", {}).get("message")
+            if message:
+                console.print(f"message: {message}")
+        if store and run:
+            from receval.storage import open_store
+
+            try:
+                record = open_store(store).read_json(f"runs/{run}/run.json")
+            except StoreError:
+                typer.echo(f"store: {store} has no runs/{run}/run.json yet")
+            else:
+                details = ", ".join(f"{k} {record[k]}" for k in ("status", "updated_at", "reason") if record.get(k))
+                typer.echo(f"store: run {run}: {details or 'no status recorded'}")
+        if workflow is None and not store:
+            raise ClusterError(f"no receval workflow for run {run or '(any)'} in namespace {client.namespace}; check --namespace")
+
+    @app.command(
+        "render",
+        epilog=(
+            "Examples:\n\n"
+            "  receval render --out deploy/ --store s3://evals/receval --algorithms pop,ub-knn --at 03:00\n\n"
+            "  receval render --out deploy/ --argo-cron --namespace ml-eval\n\n"
+            "  receval render --out run/ --run-id r1 --store s3://evals/receval --indexed-jobs"
+        ),
+    )
+    def render(
+        out: str = typer.Option(..., "--out", "-o", help="Folder to write the manifests into (one file per object)."),
+        store: str = typer.Option(None, "--store", rich_help_panel=_PIPE),
+        run_id: str = typer.Option(None, "--run-id", help="Also render the Workflow of this run.", rich_help_panel=_PIPE),
+        dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
+        config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
+        shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithms", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoffs", rich_help_panel=_PIPE),
+        image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
+        image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
+        at: str = typer.Option("02:30", "--at", help="Daily start time HH:MM."),
+        timezone: str = typer.Option("Etc/UTC", "--timezone", help="IANA time zone of --at."),
+        argo_cron: bool = typer.Option(False, "--argo-cron", help="Schedule with an Argo CronWorkflow instead of a CronJob."),
+        indexed_jobs: bool = typer.Option(False, "--indexed-jobs", help="With --run-id: also the evaluate Indexed Jobs (clusters without Argo)."),
+        parallelism: int = typer.Option(None, "--parallelism", help="Most pods of one run at a time."),
+        namespace: str = typer.Option("receval", "--namespace", "-n", help="Namespace of every object."),
+    ) -> None:
+        """Write the deployment's manifests with your parameters into a folder, for GitOps (no cluster needed).
+
+        The S3 Secret is never rendered; create it from your secret manager.
+        """
+        from receval.cluster import manifests
+
+        params = _params(
+            run_id=run_id, store=store, dataset=dataset, config_uri=config, shards=shards, algorithms=algorithms,
+            cutoffs=cutoffs, image_registry=image_registry, image_tag=image_tag,
+        )  # fmt: skip
+        rendered = manifests.render(
+            out, params, schedule=manifests.NightlySchedule(at=at, timezone=timezone), namespace=namespace,
+            argo_cron=argo_cron, indexed_jobs=indexed_jobs, parallelism=parallelism,
+        )  # fmt: skip
+        for path in rendered.files:
+            typer.echo(str(path))

@@ -1,0 +1,587 @@
+"""The deployment manifests shipped with the package, and the objects derived from them.
+
+The YAML files under the repository's ``argo/`` and ``k8s/`` folders are the single source of truth;
+the package ships them (``receval/deploy/argo`` and ``receval/deploy/k8s`` are symlinks to those folders
+in a checkout and real files in a wheel), and everything here loads those very files and only sets
+parameters on them: the Workflow that ``receval submit`` creates, the CronJob or CronWorkflow that
+``receval schedule`` applies, and what ``receval render`` writes for GitOps.
+
+:func:`pipeline_steps` interprets the WorkflowTemplate's DAG (fan-outs, ``when`` conditions,
+parameter substitution) and returns the step commands in an order the DAG allows, so that the
+pipeline can be run locally, step by step, exactly as the pods would run it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from receval.errors import ConfigError
+
+API_GROUP = "argoproj.io"
+API_VERSION = "v1alpha1"
+TEMPLATE_NAME = "receval-pipeline"
+CRONJOB_NAME = "receval-nightly"
+DEFAULT_NAMESPACE = "receval"
+RUN_ID_LABEL = "receval.io/run-id"
+APP_LABEL = "app.kubernetes.io/name"
+#: The step images, by the step they are built for (docker/Dockerfile targets).
+IMAGES = ("train", "predict", "evaluate")
+MIN_KUBERNETES = "1.29"
+MIN_ARGO = "3.7"
+
+# Kubernetes label values: at most 63 characters, alphanumerics at both ends; the run id is also
+# a folder name in the store, so keep it to these characters.
+_RUN_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+_ALGORITHM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading the shipped files
+# --------------------------------------------------------------------------------------------
+def deploy_root() -> Path:
+    """The folder holding ``argo/`` and ``k8s/`` in the installed package."""
+    return Path(str(resources.files("receval") / "deploy"))
+
+
+def load_documents(relative_path: str) -> list[dict[str, Any]]:
+    """All YAML documents of a shipped manifest, e.g. ``load_documents("k8s/base/rbac.yaml")``."""
+    path = deploy_root() / relative_path
+    if not path.is_file():
+        raise ConfigError(f"{path}: shipped manifest missing; reinstall receval (the package data is incomplete)")
+    with path.open(encoding="utf-8") as fh:
+        return [doc for doc in yaml.safe_load_all(fh) if doc]
+
+
+def load_document(relative_path: str) -> dict[str, Any]:
+    """The single YAML document of a shipped manifest."""
+    docs = load_documents(relative_path)
+    if len(docs) != 1:
+        raise ConfigError(f"{relative_path}: expected one YAML document, found {len(docs)}")
+    return docs[0]
+
+
+def workflow_template() -> dict[str, Any]:
+    """The receval-pipeline WorkflowTemplate as shipped (``argo/workflowtemplate.yaml``)."""
+    return load_document("argo/workflowtemplate.yaml")
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Plain YAML: the shipped files share blocks through anchors; rendered files spell them out."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(documents: Iterable[Mapping[str, Any]]) -> str:
+    """YAML text of ``documents`` separated by ``---``, keys in their original order."""
+    return yaml.dump_all(
+        [dict(d) for d in documents], Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=120
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Value objects
+# --------------------------------------------------------------------------------------------
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it can be a label value and a folder name, else raise ConfigError."""
+    if not _RUN_ID.fullmatch(run_id or ""):
+        raise ConfigError(
+            f"--run-id {run_id!r}: use 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter "
+            "or digit (e.g. nightly-20240501)"
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class PipelineParameters:
+    """Values of the WorkflowTemplate's parameters; ``None`` keeps the template's default.
+
+    Parameters
+    ----------
+    run_id : str or None
+        Run folder name under ``STORE/runs/``; required to submit, not to render.
+    store : str or None
+        ``s3://bucket/prefix`` where run folders live.
+    dataset, config_uri : str or None
+        What ``receval prepare`` reads: a built-in dataset name, or a configuration URI (wins).
+    shards : int or None
+        Number of user shards of the predict and evaluate fan-outs.
+    algorithms : tuple of str or None
+        One train/predict/evaluate branch per algorithm.
+    cutoffs : tuple of int or None
+        Ranking cutoffs.
+    image_registry, image_tag : str or None
+        Where the receval step images come from.
+    """
+
+    run_id: str | None = None
+    store: str | None = None
+    dataset: str | None = None
+    config_uri: str | None = None
+    shards: int | None = None
+    algorithms: tuple[str, ...] | None = None
+    cutoffs: tuple[int, ...] | None = None
+    image_registry: str | None = None
+    image_tag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_id is not None:
+            check_run_id(self.run_id)
+        if self.store is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?", self.store):
+            raise ConfigError(
+                f"--store {self.store!r}: pods need object storage, give s3://bucket/prefix "
+                "(bucket: 3-63 lowercase letters, digits, '.' or '-')"
+            )
+        if self.shards is not None and not 1 <= self.shards <= 10000:
+            raise ConfigError(f"--shards {self.shards}: must be between 1 and 10000")
+        if self.algorithms is not None:
+            if not self.algorithms:
+                raise ConfigError("--algorithms: give at least one algorithm, e.g. pop,ub-knn")
+            for name in self.algorithms:
+                if not _ALGORITHM.fullmatch(name):
+                    raise ConfigError(f"--algorithms: {name!r} is not an algorithm name")
+            if len(set(self.algorithms)) != len(self.algorithms):
+                raise ConfigError(f"--algorithms {','.join(self.algorithms)}: an algorithm is listed twice")
+        if self.cutoffs is not None and (not self.cutoffs or any(k < 1 for k in self.cutoffs)):
+            raise ConfigError(f"--cutoffs {self.cutoffs}: give one or more cutoffs >= 1, e.g. 5,10,20")
+        if self.image_tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", self.image_tag):
+            raise ConfigError(f"--image-tag {self.image_tag!r}: not a valid image tag")
+
+    @classmethod
+    def from_text(
+        cls,
+        *,
+        run_id: str | None = None,
+        store: str | None = None,
+        dataset: str | None = None,
+        config_uri: str | None = None,
+        shards: int | None = None,
+        algorithms: str | None = None,
+        cutoffs: str | None = None,
+        image_registry: str | None = None,
+        image_tag: str | None = None,
+    ) -> PipelineParameters:
+        """Build from command-line text; empty strings (unset ConfigMap keys) count as not given."""
+
+        def given(value: str | None) -> str | None:
+            return value.strip() if value and value.strip() else None
+
+        algorithm_list = None
+        if given(algorithms):
+            algorithm_list = tuple(a.strip() for a in algorithms.split(",") if a.strip())  # type: ignore[union-attr]
+        cutoff_list = None
+        if given(cutoffs):
+            try:
+                cutoff_list = tuple(int(k) for k in cutoffs.split(",") if k.strip())  # type: ignore[union-attr]
+            except ValueError:
+                raise ConfigError(f"--cutoffs {cutoffs!r}: expected integers separated by commas, e.g. 5,10,20") from None
+        return cls(
+            run_id=given(run_id),
+            store=given(store),
+            dataset=given(dataset),
+            config_uri=given(config_uri),
+            shards=shards,
+            algorithms=algorithm_list,
+            cutoffs=cutoff_list,
+            image_registry=given(image_registry),
+            image_tag=given(image_tag),
+        )
+
+    def arguments(self) -> dict[str, str]:
+        """The given values as WorkflowTemplate parameters (name → string value)."""
+        values = {
+            "run-id": self.run_id,
+            "store": self.store,
+            "dataset": self.dataset,
+            "config-uri": self.config_uri,
+            "shards": None if self.shards is None else str(self.shards),
+            "algorithms": None if self.algorithms is None else json.dumps(list(self.algorithms)),
+            "cutoffs": None if self.cutoffs is None else ",".join(str(k) for k in self.cutoffs),
+            "image-registry": self.image_registry,
+            "image-tag": self.image_tag,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class NightlySchedule:
+    """A daily run at ``at`` (``HH:MM``) in ``timezone`` (an IANA name such as ``Europe/Madrid``)."""
+
+    at: str = "02:30"
+    timezone: str = "Etc/UTC"
+
+    def __post_init__(self) -> None:
+        if not _HH_MM.fullmatch(self.at or ""):
+            raise ConfigError(f"--at {self.at!r}: expected HH:MM on a 24-hour clock, e.g. 02:30")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"--timezone {self.timezone!r}: not an IANA time zone, e.g. Europe/Madrid or Etc/UTC") from None
+
+    @property
+    def cron(self) -> str:
+        """Standard five-field cron expression, e.g. ``30 2 * * *``."""
+        hour, minute = (int(part) for part in self.at.split(":"))
+        return f"{minute} {hour} * * *"
+
+
+# --------------------------------------------------------------------------------------------
+# Objects derived from the shipped files
+# --------------------------------------------------------------------------------------------
+def _image(params: PipelineParameters, step: str) -> str:
+    defaults = _template_defaults(workflow_template())
+    registry = params.image_registry or defaults["image-registry"]
+    tag = params.image_tag or defaults["image-tag"]
+    return f"{registry}/receval-{step}:{tag}"
+
+
+def _template_defaults(template: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        p["name"]: str(p["value"])
+        for p in template["spec"].get("arguments", {}).get("parameters", [])
+        if "value" in p
+    }
+
+
+def _set_namespace(doc: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    if namespace and doc.get("kind") not in ("Namespace", "PriorityClass", "ClusterWorkflowTemplate"):
+        doc.setdefault("metadata", {})["namespace"] = namespace
+    return doc
+
+
+def workflow(
+    params: PipelineParameters, *, namespace: str | None = None, template_name: str = TEMPLATE_NAME
+) -> dict[str, Any]:
+    """A Workflow that runs the WorkflowTemplate ``template_name`` with ``params``.
+
+    Only the given parameters are passed, so the template's defaults stay the single source of the
+    others. The run id is also a label, which is how ``receval status RUN`` finds the workflow.
+    """
+    if params.run_id is None or params.store is None:
+        raise ConfigError("submitting a run needs --run-id and --store (s3://bucket/prefix)")
+    slug = re.sub(r"[^a-z0-9-]+", "-", params.run_id.lower()).strip("-")[:40] or "run"
+    doc: dict[str, Any] = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "Workflow",
+        "metadata": {
+            "generateName": f"receval-{slug}-",
+            "labels": {APP_LABEL: "receval", RUN_ID_LABEL: params.run_id},
+        },
+        "spec": {
+            "workflowTemplateRef": {"name": template_name},
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in params.arguments().items()]},
+        },
+    }
+    return _set_namespace(doc, namespace)
+
+
+def configured_workflow_template(
+    params: PipelineParameters, *, namespace: str | None = None, parallelism: int | None = None
+) -> dict[str, Any]:
+    """The WorkflowTemplate with ``params`` as the parameters' defaults (for GitOps rendering)."""
+    doc = copy.deepcopy(workflow_template())
+    values = params.arguments()
+    values.pop("run-id", None)  # a run id is per run, never a default
+    for parameter in doc["spec"]["arguments"]["parameters"]:
+        if parameter["name"] in values:
+            parameter["value"] = values[parameter["name"]]
+    if parallelism is not None:
+        if parallelism < 1:
+            raise ConfigError(f"--parallelism {parallelism}: must be at least 1")
+        doc["spec"]["parallelism"] = parallelism
+    return _set_namespace(doc, namespace)
+
+
+def cronjob(
+    schedule: NightlySchedule,
+    params: PipelineParameters = PipelineParameters(),
+    *,
+    namespace: str | None = DEFAULT_NAMESPACE,
+    suspend: bool = False,
+) -> dict[str, Any]:
+    """The nightly CronJob (``k8s/base/cronjob.yaml``) at ``schedule``, submitting with ``params``.
+
+    The CronJob's pod reads its defaults from the receval-config ConfigMap; parameters given here
+    become explicit ``receval submit`` options and win over the ConfigMap.
+    """
+    doc = copy.deepcopy(load_document("k8s/base/cronjob.yaml"))
+    spec = doc["spec"]
+    spec["schedule"] = schedule.cron
+    spec["timeZone"] = schedule.timezone
+    spec["suspend"] = suspend
+    (container,) = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    if params.image_registry or params.image_tag:
+        container["image"] = _image(params, "evaluate")
+    for env in container.get("env", []):
+        if env["name"] == "RECEVAL_TIMEZONE":
+            env["value"] = schedule.timezone
+    if params.run_id is not None:
+        raise ConfigError("a schedule makes one run id per day (nightly-YYYYMMDD): do not give --run-id")
+    container["args"] = ["submit"] + [f"--{name}={value}" for name, value in _submit_options(params).items()]
+    return _set_namespace(doc, namespace)
+
+
+def _submit_options(params: PipelineParameters) -> dict[str, str]:
+    options = params.arguments()
+    if "algorithms" in options:  # the CLI takes a comma list, the template a JSON list
+        options["algorithms"] = ",".join(params.algorithms or ())
+    if "config-uri" in options:
+        options["config"] = options.pop("config-uri")
+    return options
+
+
+def cron_workflow(
+    schedule: NightlySchedule,
+    params: PipelineParameters = PipelineParameters(),
+    *,
+    namespace: str | None = DEFAULT_NAMESPACE,
+    suspend: bool = False,
+) -> dict[str, Any]:
+    """The Argo CronWorkflow (``argo/cronworkflow.yaml``) at ``schedule`` with ``params``."""
+    if params.run_id is not None:
+        raise ConfigError("a schedule makes one run id per day (nightly-YYYYMMDD): do not give --run-id")
+    doc = copy.deepcopy(load_document("argo/cronworkflow.yaml"))
+    spec = doc["spec"]
+    spec["schedules"] = [schedule.cron]
+    spec["timezone"] = schedule.timezone
+    spec["suspend"] = suspend
+    parameters = spec["workflowSpec"]["arguments"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    for name, value in params.arguments().items():
+        if name in by_name:
+            by_name[name]["value"] = value
+        else:
+            parameters.append({"name": name, "value": value})
+    return _set_namespace(doc, namespace)
+
+
+def indexed_evaluate_job(
+    params: PipelineParameters, algorithm: str, *, namespace: str | None = DEFAULT_NAMESPACE, parallelism: int = 4
+) -> dict[str, Any]:
+    """The evaluate fan-out of one algorithm as an Indexed Job (``k8s/indexed-job/evaluate-job.yaml``)."""
+    if params.run_id is None or params.store is None:
+        raise ConfigError("an Indexed Job is per run: give --run-id and --store")
+    if not _ALGORITHM.fullmatch(algorithm):
+        raise ConfigError(f"--algorithm {algorithm!r}: not an algorithm name")
+    doc = copy.deepcopy(load_document("k8s/indexed-job/evaluate-job.yaml"))
+    shards = params.shards or int(_template_defaults(workflow_template())["shards"])
+    slug = re.sub(r"[^a-z0-9-]+", "-", f"{params.run_id}-{algorithm}".lower()).strip("-")[:50]
+    doc["metadata"]["name"] = f"receval-evaluate-{slug}"
+    doc["metadata"]["labels"][RUN_ID_LABEL] = params.run_id
+    spec = doc["spec"]
+    spec["completions"] = shards
+    spec["parallelism"] = min(parallelism, shards)
+    (container,) = spec["template"]["spec"]["containers"]
+    container["image"] = _image(params, "evaluate")
+    container["args"] = [
+        "evaluate", "--store", params.store, "--run-id", params.run_id, "--algorithm", algorithm,
+        "--shard", "$(JOB_COMPLETION_INDEX)/$(SHARD_COUNT)",
+    ]  # fmt: skip
+    for env in container["env"]:
+        if env["name"] == "SHARD_COUNT":
+            env["value"] = str(shards)
+    return _set_namespace(doc, namespace)
+
+
+def configmap(params: PipelineParameters, *, namespace: str | None = DEFAULT_NAMESPACE) -> dict[str, Any]:
+    """The receval-config ConfigMap with ``params`` as the nightly submission's values."""
+    doc = copy.deepcopy(load_document("k8s/base/configmap.yaml"))
+    keys = {
+        "store": "RECEVAL_STORE", "dataset": "RECEVAL_DATASET", "config": "RECEVAL_CONFIG_URI",
+        "shards": "RECEVAL_SHARDS", "algorithms": "RECEVAL_ALGORITHMS", "cutoffs": "RECEVAL_CUTOFFS",
+        "image-registry": "RECEVAL_IMAGE_REGISTRY", "image-tag": "RECEVAL_IMAGE_TAG",
+    }  # fmt: skip
+    for name, value in _submit_options(params).items():
+        if name in keys:
+            doc["data"][keys[name]] = value
+    return _set_namespace(doc, namespace)
+
+
+@dataclass
+class RenderedManifests:
+    """What :func:`render` wrote: file paths in writing order."""
+
+    files: list[Path] = field(default_factory=list)
+
+
+def render(
+    out_dir: str | Path,
+    params: PipelineParameters,
+    *,
+    schedule: NightlySchedule | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    argo_cron: bool = False,
+    indexed_jobs: bool = False,
+    parallelism: int | None = None,
+) -> RenderedManifests:
+    """Write the manifests of a deployment with the user's parameters into ``out_dir`` (for GitOps).
+
+    One file per object: namespace, accounts and roles, the ConfigMap, the WorkflowTemplate, the
+    nightly schedule (CronJob, or CronWorkflow with ``argo_cron``), and with a ``run_id`` the
+    Workflow of that run (plus, with ``indexed_jobs``, one evaluate Indexed Job per algorithm).
+    The S3 Secret is never rendered: it must not land in a Git repository.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    schedule = schedule or NightlySchedule()
+    nightly = PipelineParameters(**{**params.__dict__, "run_id": None})
+    documents: list[dict[str, Any]] = []
+    documents += [_set_namespace(d, namespace) for d in load_documents("k8s/base/namespace.yaml")]
+    documents[0]["metadata"]["name"] = namespace
+    for name in ("serviceaccounts", "rbac"):
+        documents += [_set_namespace(d, namespace) for d in load_documents(f"k8s/base/{name}.yaml")]
+    documents.append(configmap(nightly, namespace=namespace))
+    documents.append(configured_workflow_template(nightly, namespace=namespace, parallelism=parallelism))
+    if argo_cron:
+        documents.append(cron_workflow(schedule, nightly, namespace=namespace))
+    else:
+        documents.append(cronjob(schedule, PipelineParameters(), namespace=namespace))
+    if params.run_id is not None:
+        documents.append(workflow(params, namespace=namespace))
+        if indexed_jobs:
+            algorithms = params.algorithms or tuple(json.loads(_template_defaults(workflow_template())["algorithms"]))
+            documents += [indexed_evaluate_job(params, a, namespace=namespace) for a in algorithms]
+    result = RenderedManifests()
+    for number, doc in enumerate(documents):
+        name = doc["metadata"].get("name") or doc["metadata"]["generateName"].rstrip("-")
+        path = out / f"{number:02d}-{doc['kind'].lower()}-{name}.yaml"
+        path.write_text(dump_yaml([doc]), encoding="utf-8")
+        result.files.append(path)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The DAG, step by step
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineStep:
+    """One pod of the pipeline: the task's path in the DAG, its argv and its literal env values."""
+
+    task: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+
+
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
+_CONDITION = re.compile(r"\s*'(.*)'\s*(==|!=)\s*'(.*)'\s*")
+_DEPENDENCY = re.compile(r"([A-Za-z0-9_-]+)(?:\.[A-Za-z]+)?")
+
+
+def _substitute(text: str, scope: Mapping[str, str]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in scope:
+            raise ConfigError(f"WorkflowTemplate: {{{{{name}}}}} has no value; is the parameter missing?")
+        return scope[name]
+
+    return _VARIABLE.sub(value, text)
+
+
+def _when(condition: str | None, scope: Mapping[str, str]) -> bool:
+    if condition is None:
+        return True
+    m = _CONDITION.fullmatch(_substitute(condition, scope))
+    if not m:
+        raise ConfigError(f"WorkflowTemplate: cannot evaluate when: {condition!r} (only 'a' == 'b' and 'a' != 'b')")
+    left, op, right = m.groups()
+    return (left == right) == (op == "==")
+
+
+def _ordered_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tasks in a topological order of their ``depends``/``dependencies``, ties kept in file order."""
+    names = {t["name"] for t in tasks}
+    needs = {
+        t["name"]: (
+            {d for d in _DEPENDENCY.findall(t.get("depends", "")) if d in names} | set(t.get("dependencies", []))
+        )
+        for t in tasks
+    }
+    done: list[dict[str, Any]] = []
+    pending = list(tasks)
+    while pending:
+        ready = next((t for t in pending if needs[t["name"]] <= {d["name"] for d in done}), None)
+        if ready is None:
+            raise ConfigError(f"WorkflowTemplate: dependency cycle among {[t['name'] for t in pending]}")
+        done.append(ready)
+        pending.remove(ready)
+    return done
+
+
+def _items(task: Mapping[str, Any], scope: Mapping[str, str]) -> list[str | None]:
+    if "withParam" in task:
+        return [item if isinstance(item, str) else json.dumps(item) for item in json.loads(_substitute(task["withParam"], scope))]
+    if "withSequence" in task:
+        sequence = task["withSequence"]
+        if "count" in sequence:
+            start, count = int(_substitute(str(sequence.get("start", 0)), scope)), int(_substitute(str(sequence["count"]), scope))
+            return [str(i) for i in range(start, start + count)]
+        start, end = int(_substitute(str(sequence.get("start", 0)), scope)), int(_substitute(str(sequence["end"]), scope))
+        return [str(i) for i in range(start, end + 1)]
+    if "withItems" in task:
+        return [item if isinstance(item, str) else json.dumps(item) for item in task["withItems"]]
+    return [None]
+
+
+def _run_template(
+    templates: Mapping[str, Mapping[str, Any]], name: str, scope: dict[str, str], path: str, out: list[PipelineStep]
+) -> None:
+    template = templates[name]
+    if "dag" in template:
+        for task in _ordered_tasks(template["dag"]["tasks"]):
+            for item in _items(task, scope):
+                task_scope = dict(scope)
+                if item is not None:
+                    task_scope["item"] = item
+                if not _when(task.get("when"), task_scope):
+                    continue
+                inputs = {
+                    f"inputs.parameters.{p['name']}": _substitute(str(p.get("value", "")), task_scope)
+                    for p in task.get("arguments", {}).get("parameters", [])
+                }
+                child = {k: v for k, v in scope.items() if not k.startswith("inputs.")} | inputs
+                label = task["name"] if item is None else f"{task['name']}({item})"
+                _run_template(templates, task["template"], child, f"{path}.{label}" if path else label, out)
+    elif "container" in template:
+        container = template["container"]
+        argv = [_substitute(str(a), scope) for a in [*container.get("command", []), *container.get("args", [])]]
+        env = {e["name"]: _substitute(str(e["value"]), scope) for e in container.get("env", []) if "value" in e}
+        out.append(PipelineStep(task=path, argv=tuple(argv), env=env))
+    else:
+        raise ConfigError(f"WorkflowTemplate: template {name!r} is neither a dag nor a container")
+
+
+def pipeline_steps(template: Mapping[str, Any], params: PipelineParameters | Mapping[str, str]) -> list[PipelineStep]:
+    """The pods the WorkflowTemplate's entrypoint would run, in an order its DAG allows.
+
+    Fan-outs are expanded in order (``withParam``, ``withSequence``), ``when`` conditions are
+    evaluated and ``{{...}}`` parameters substituted from ``params`` over the template's defaults.
+    The exit handler is not included (it runs only when the workflow fails).
+    """
+    given = params.arguments() if isinstance(params, PipelineParameters) else dict(params)
+    values = _template_defaults(template) | given
+    declared = {p["name"] for p in template["spec"]["arguments"]["parameters"]}
+    missing = sorted(declared - values.keys())
+    if missing:
+        raise ConfigError(f"WorkflowTemplate parameters without a value: {', '.join(missing)}")
+    scope = {f"workflow.parameters.{k}": v for k, v in values.items()}
+    templates = {t["name"]: t for t in template["spec"]["templates"]}
+    out: list[PipelineStep] = []
+    _run_template(templates, template["spec"]["entrypoint"], scope, "", out)
+    return out
+
+
+def step_commands(template: Mapping[str, Any], params: PipelineParameters | Mapping[str, str]) -> list[list[str]]:
+    """Argv lists of :func:`pipeline_steps`, e.g. ``[["receval", "prepare", "--store", ...], ...]``."""
+    return [list(step.argv) for step in pipeline_steps(template, params)]

