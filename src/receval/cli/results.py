@@ -1,0 +1,453 @@
+"""``receval results``: list, show, compare, report and trend the runs of a results store."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from receval.errors import ConfigError, StoreError
+
+results_app = typer.Typer(
+    name="results",
+    help=(
+        "Inspect the runs of a results store (a local folder or s3://bucket/prefix): list them, show a "
+        "summary, compare algorithms or runs with paired significance tests, write an HTML report, follow a "
+        "metric over nightly runs.\n\n"
+        "Example:  receval results show receval-runs latest --cutoff 10"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+_STORE = typer.Argument(..., help="Results store: a local folder or s3://bucket/prefix.", show_default=False)
+_ENDPOINT = typer.Option(
+    None, "--endpoint-url", help="S3 endpoint for s3:// stores (e.g. http://127.0.0.1:8333).", show_default=False
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``results`` command family to the root app."""
+    app.add_typer(results_app, name="results")
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _open(uri: str, endpoint_url: str | None):
+    from receval.storage import open_store
+
+    if uri.startswith("s3://"):
+        options = {"endpoint_url": endpoint_url} if endpoint_url else {}
+        try:
+            return open_store(uri, **options)
+        except ModuleNotFoundError as exc:
+            raise StoreError(f"{uri}: S3 stores are not available in this installation ({exc.name} missing)") from None
+    if endpoint_url:
+        raise ConfigError(f"--endpoint-url applies to s3:// stores only, not to {uri}")
+    if not Path(uri).expanduser().is_dir():
+        raise StoreError(f"{uri}: no such folder (a store is a local folder or s3://bucket/prefix)")
+    return open_store(uri)
+
+
+def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{option} {value}: expected one of {', '.join(choices)}")
+    return value
+
+
+def _console():
+    from rich.console import Console
+
+    # Piped output keeps whole rows on one line instead of wrapping at 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 240, highlight=False, soft_wrap=False)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(_clean(value), indent=2, default=_json_default))
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+# -- list -----------------------------------------------------------------------------------------
+
+
+@results_app.command("list")
+def list_command(
+    store: str = _STORE,
+    since: str = typer.Option(None, "--since", help="Only runs created on or after this date (YYYY-MM-DD or ISO time)."),
+    until: str = typer.Option(None, "--until", help="Only runs created on or before this date."),
+    status: str = typer.Option(None, "--status", help="complete, partial or failed (comma-separated for several)."),
+    output: str = typer.Option("table", "--format", help="table or json."),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """List the runs of a store, newest first, with date, dataset, algorithms and status.
+
+    Example:  receval results list s3://nightly/receval --since 2024-05-01 --status complete
+    """
+    from receval.results.read import list_runs, parse_date_option
+
+    _choice(output, "--format", ("table", "json"))
+    runs = list_runs(
+        _open(store, endpoint_url),
+        since=parse_date_option(since, option="--since"),
+        until=parse_date_option(until, option="--until", end_of_day=True),
+        status=status,
+    )
+    if output == "json":
+        _echo_json([r.to_dict() for r in runs])
+        return
+    if not runs:
+        typer.echo(f"no runs in {store}" + (" matching the filters" if since or until or status else ""))
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"runs in {store}"), title_justify="left")
+    for column in ("run", "created (UTC)", "status", "dataset", "algorithms", "cutoffs"):
+        table.add_column(column)
+    style = {"complete": "green", "partial": "yellow", "failed": "red"}
+    for run in runs:
+        created = run.created.strftime("%Y-%m-%d %H:%M") if run.created else "?"
+        status_text = run.status + (f" ({run.failure})" if run.failure else "")
+        table.add_row(
+            escape(run.run_id),
+            created,
+            f"[{style[run.status]}]{escape(status_text)}[/]",
+            escape(run.dataset),
+            escape(", ".join(run.algorithms)),
+            ", ".join(map(str, run.cutoffs)),
+        )
+    _console().print(table)
+
+
+# -- show -----------------------------------------------------------------------------------------
+
+
+def _load_for_display(store_obj, run: str):
+    """(run id, RunInfo, summary) — a partial run shows the algorithms whose metrics are complete."""
+    from receval.results.read import load_summary, read_run_info, resolve_run
+
+    run_id = resolve_run(store_obj, run)
+    info = read_run_info(store_obj, run_id)
+    summary = load_summary(store_obj, run_id, allow_partial=True)
+    if info.status != "complete":
+        if summary.empty:
+            raise StoreError(
+                f"run {run_id} in {store_obj.uri} is {info.status} and no algorithm's metrics are complete: nothing to show"
+                + (f" (failure: {info.failure})" if info.failure else "")
+            )
+        typer.echo(
+            f"receval: note: run {run_id} is {info.status}; showing the completed algorithms only: "
+            f"{', '.join(sorted(set(summary['algorithm'])))}",
+            err=True,
+        )
+    return run_id, info, summary
+
+
+@results_app.command("show")
+def show_command(
+    store: str = _STORE,
+    run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
+    output: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    metrics: str = typer.Option(None, "--metrics", help="Metric names or keys, e.g. epc,ndcg or epc[binary,exp]@10."),
+    cutoff: int = typer.Option(None, "--cutoff", help="Only this cutoff."),
+    algorithms: str = typer.Option(None, "--algorithms", help="Only these algorithms (comma-separated)."),
+    digits: int = typer.Option(4, "--digits", help="Decimals in table and markdown output."),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """Show a run's summary: one table per cutoff, algorithms as rows, metric definitions as columns.
+
+    Example:  receval results show receval-runs latest --metrics epc,efd,eild --cutoff 10
+    """
+    from receval.results.tables import format_value, long_frame, select, to_markdown, wide_tables
+
+    _choice(output, "--format", ("table", "json", "csv", "markdown"))
+    run_id, _info, summary = _load_for_display(_open(store, endpoint_url), run)
+    chosen = select(summary, metrics=metrics, cutoff=cutoff, algorithms=algorithms)
+    if output == "json":
+        _echo_json(long_frame(chosen).astype(object).where(long_frame(chosen).notna(), None).to_dict(orient="records"))
+        return
+    if output == "csv":
+        typer.echo(long_frame(chosen).to_csv(index=False), nl=False)
+        return
+    tables = wide_tables(chosen)
+    if output == "markdown":
+        typer.echo(to_markdown(tables, digits), nl=False)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    for k, wide in tables.items():
+        title = f"{run_id} @{k}" if k is not None else f"{run_id} (no cutoff)"
+        table = Table(title=escape(title), title_justify="left")
+        table.add_column("algorithm")
+        for column in wide.columns:
+            table.add_column(escape(str(column)), justify="right")
+        best = wide.max(axis=0, skipna=True)
+        for algorithm, row in wide.iterrows():
+            cells = []
+            for column, value in row.items():
+                text = format_value(value, digits)
+                is_best = wide[column].notna().sum() > 1 and value == best[column]
+                cells.append(f"[bold]{text}[/]" if is_best else text)
+            table.add_row(escape(str(algorithm)), *cells)
+        console.print(table)
+
+
+# -- compare --------------------------------------------------------------------------------------
+
+
+def _comparison_table(comparison, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    level = comparison.confidence
+    table = Table(
+        title=escape(f"{comparison.label_b} vs {comparison.label_a} (delta = B - A; {comparison.note()})"),
+        title_justify="left",
+    )
+    for column in ("metric", "users", "mean A", "mean B", "delta", f"{level:.0%} CI", "p t (Holm)", "p W (Holm)", "d_z"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for m in comparison.metrics:
+        significant = m.wilcoxon_pvalue_holm < 1 - level and m.t_pvalue_holm < 1 - level
+        table.add_row(
+            escape(m.metric),
+            str(m.users),
+            _fmt(m.mean_a),
+            _fmt(m.mean_b),
+            f"[bold]{_fmt(m.delta)}[/]" if significant else _fmt(m.delta),
+            f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]",
+            _fmt_p(m.t_pvalue_holm),
+            _fmt_p(m.wilcoxon_pvalue_holm),
+            _fmt(m.cohen_dz, 2),
+        )
+    console.print(table)
+
+
+@results_app.command("compare")
+def compare_command(
+    store: str = _STORE,
+    run_a: str = typer.Argument(..., help="Run id (or 'latest') of side A.", show_default=False),
+    run_b: str = typer.Argument(None, help="Run id of side B; omit to compare two algorithms of RUN_A.", show_default=False),
+    algorithms: str = typer.Option(
+        None,
+        "--algorithms",
+        help="A,B: two algorithms of one run; A: one algorithm in both runs; omitted with two runs: every shared algorithm.",
+    ),
+    metrics: str = typer.Option(None, "--metrics", help="Per-user metric names or keys (default: all shared)."),
+    output: str = typer.Option("table", "--format", help="table or json."),
+    bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples of the mean delta."),
+    seed: int = typer.Option(20110101, "--seed", help="Seed of the bootstrap (same seed, same interval)."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the interval."),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """Paired comparison of per-user values: mean delta (B − A), CI, t-test, Wilcoxon, Holm, Cohen's d_z.
+
+    Users are matched by id; only users both sides evaluated are compared (a note says when the sets differ).
+
+    Sides: two algorithms of one run (--algorithms A,B), or one algorithm in two runs (RUN_A RUN_B).
+
+    Example:  receval results compare receval-runs 2024-05-01-nightly --algorithms pop,ib-knn --metrics epc,ndcg@10
+    """
+    from receval.results.read import load_per_user, match_metric_columns, read_run_info, resolve_run, split_selectors
+    from receval.results.stats import compare_per_user
+
+    _choice(output, "--format", ("table", "json"))
+    store_obj = _open(store, endpoint_url)
+    id_a = resolve_run(store_obj, run_a)
+    id_b = resolve_run(store_obj, run_b) if run_b else None
+    names = [a.strip() for a in (algorithms or "").split(",") if a.strip()]
+    pairs: list[tuple[str, str, str, str]] = []  # (run A, algorithm A, run B, algorithm B)
+    if id_b is None:
+        if not names:
+            known = read_run_info(store_obj, id_a).algorithms
+            if len(known) != 2:
+                raise ConfigError(
+                    f"give two algorithms to compare within run {id_a}: --algorithms A,B (algorithms: {', '.join(known)})"
+                )
+            names = list(known)
+        if len(names) != 2:
+            raise ConfigError(f"--algorithms {algorithms}: with one run, name exactly two algorithms A,B")
+        pairs.append((id_a, names[0], id_a, names[1]))
+    elif len(names) == 2:
+        pairs.append((id_a, names[0], id_b, names[1]))
+    elif len(names) == 1:
+        pairs.append((id_a, names[0], id_b, names[0]))
+    elif not names:
+        shared = [a for a in read_run_info(store_obj, id_a).algorithms if a in read_run_info(store_obj, id_b).algorithms]
+        if not shared:
+            raise ConfigError(f"runs {id_a} and {id_b} share no algorithm; name them with --algorithms A,B")
+        pairs += [(id_a, a, id_b, a) for a in shared]
+    else:
+        raise ConfigError(f"--algorithms {algorithms}: name one algorithm (in both runs) or two (A in RUN_A, B in RUN_B)")
+
+    comparisons = []
+    for ra, aa, rb, ab in pairs:
+        frame_a = load_per_user(store_obj, ra, aa)
+        frame_b = load_per_user(store_obj, rb, ab)
+        shared_columns = [c for c in frame_a.columns if c in set(frame_b.columns) and c != "user"]
+        columns = match_metric_columns(shared_columns, split_selectors(metrics)) if metrics else None
+        same_run = ra == rb
+        comparisons.append(
+            compare_per_user(
+                frame_a,
+                frame_b,
+                columns,
+                label_a=aa if same_run else f"{aa}@{ra}",
+                label_b=ab if same_run else f"{ab}@{rb}",
+                n_boot=bootstrap,
+                seed=seed,
+                confidence=confidence,
+            )
+        )
+    if output == "json":
+        _echo_json([c.to_dict() for c in comparisons] if len(comparisons) > 1 else comparisons[0].to_dict())
+        return
+    console = _console()
+    for comparison in comparisons:
+        if comparison.user_sets_differ:
+            typer.echo(f"receval: note: {comparison.note()}", err=True)
+        _comparison_table(comparison, console)
+    typer.echo(
+        f"delta = B - A per user; CI: paired percentile bootstrap ({bootstrap} resamples, seed {seed}); "
+        "p: paired t-test and Wilcoxon signed-rank (Pratt), Holm-corrected across the metrics; "
+        "bold: both tests significant."
+    )
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+@results_app.command("report")
+def report_command(
+    store: str = _STORE,
+    run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
+    out: Path = typer.Option(Path("report.html"), "--out", help="Where to write the HTML page."),
+    png: Path = typer.Option(None, "--png", help="Also write the charts as PNG files into this folder."),
+    cutoff: int = typer.Option(None, "--cutoff", help="Cutoff of the novelty/diversity chart (default: the largest)."),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """Write one self-contained HTML page (tables, charts embedded, no network) about a run.
+
+    Example:  receval results report receval-runs latest --out report.html --png charts/
+    """
+    from receval.results.read import load_data_quality
+    from receval.results.report import render_charts, render_html, write_png_charts
+
+    store_obj = _open(store, endpoint_url)
+    run_id, info, summary = _load_for_display(store_obj, run)
+    charts = render_charts(summary, cutoff=cutoff, run=info)
+    page = render_html(info, summary, load_data_quality(store_obj, run_id), cutoff=cutoff, charts=charts)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot be written: {exc.strerror}") from None
+    typer.echo(f"wrote {out}")
+    if png is not None:
+        for path in write_png_charts(png, summary, cutoff=cutoff, run=info, charts=charts):
+            typer.echo(f"wrote {path}")
+
+
+# -- trend ----------------------------------------------------------------------------------------
+
+
+@results_app.command("trend")
+def trend_command(
+    store: str = _STORE,
+    metric: str = typer.Option(..., "--metric", help="Metric key, e.g. epc[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
+    algorithm: str = typer.Option(None, "--algorithm", help="Only this algorithm."),
+    since: str = typer.Option(None, "--since", help="Only runs created on or after this date."),
+    until: str = typer.Option(None, "--until", help="Only runs created on or before this date."),
+    output: str = typer.Option("table", "--format", help="table or json."),
+    png: Path = typer.Option(None, "--png", help="Also write the trend chart to this PNG file."),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """A metric over the complete (e.g. nightly) runs, oldest first, as a table and a chart.
+
+    Example:  receval results trend s3://nightly/receval --metric "epc[binary,exp]@10" --algorithm ib-knn --png epc.png
+    """
+    from receval.results.read import MetricKey, metric_trend, parse_date_option
+    from receval.results.report import write_trend_png
+
+    _choice(output, "--format", ("table", "json"))
+    key = MetricKey.parse(metric)
+    trend = metric_trend(
+        _open(store, endpoint_url),
+        key,
+        algorithm=algorithm,
+        since=parse_date_option(since, option="--since"),
+        until=parse_date_option(until, option="--until", end_of_day=True),
+    )
+    if trend.empty:
+        raise StoreError(
+            f"no complete run in {store} has {key}" + (f" for algorithm {algorithm}" if algorithm else "")
+            + f"; `receval results show {store} latest` lists the metrics"
+        )
+    if png is not None:
+        write_trend_png(trend, png, f"{key}" + (f" — {algorithm}" if algorithm else ""))
+    if output == "json":
+        _echo_json(trend.to_dict(orient="records"))
+    else:
+        from rich.markup import escape
+        from rich.table import Table
+
+        stamps = [c.strftime("%Y-%m-%d %H:%M") if c is not None and not _isnat(c) else "?" for c in trend["created"]]
+        wide = trend.assign(stamp=stamps).pivot_table(
+            index=["run_id", "stamp"], columns="algorithm", values="value", aggfunc="first", sort=False
+        )
+        table = Table(title=escape(f"{key} over runs"), title_justify="left")
+        table.add_column("run")
+        table.add_column("created (UTC)")
+        for column in wide.columns:
+            table.add_column(escape(str(column)), justify="right")
+        for (run_id, stamp), row in wide.iterrows():
+            table.add_row(escape(str(run_id)), stamp, *(_fmt(v) for v in row))
+        _console().print(table)
+    if png is not None:
+        typer.echo(f"wrote {png}", err=True)
+
+
+def _isnat(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

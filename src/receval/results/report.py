@@ -1,0 +1,437 @@
+"""A self-contained HTML report of one run, and the same charts as PNG files.
+
+The page needs no network: the CSS is inline and every chart is a PNG embedded as a base64
+``data:`` URI. It shows the run's metadata, the summary tables (algorithms × metrics, one per
+cutoff, the best value of each column in bold), the paper's grouped bar chart of EPC, EFD, EPD and
+EILD per algorithm — a relevance-unaware row and a relevance-aware row, one bar per rank discount,
+as in Vargas & Castells (RecSys 2011, Fig. 2) — the rank-discount curves ``disc(k)`` and the
+data-quality report when the run has one.
+
+Charts are drawn with matplotlib on the Agg backend (no display needed); matplotlib is the
+``plots`` extra of the package.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from receval import __version__
+from receval.errors import ConfigError, StoreError
+from receval.results.read import RunInfo
+from receval.results.tables import format_value, wide_tables
+
+NOVELTY_DIVERSITY = ("epc", "efd", "epd", "eild")
+DISCOUNT_ORDER = ("none", "log", "exp", "reciprocal")
+DEFAULT_EXP_BASE = 0.85
+_DPI = 100
+
+
+def discount_curve(discount: str, k: np.ndarray, exp_base: float = DEFAULT_EXP_BASE) -> np.ndarray:
+    """Rank discount ``disc(k)`` for 1-based ranks ``k`` (Vargas & Castells 2011, §3.2).
+
+    ``none``: 1; ``log``: ``1 / log2(k + 1)``; ``exp``: ``b^(k − 1)``; ``reciprocal``: ``1 / k``.
+    """
+    k = np.asarray(k, dtype=float)
+    if discount == "none":
+        return np.ones_like(k)
+    if discount == "log":
+        return 1.0 / np.log2(k + 1.0)
+    if discount == "exp":
+        return exp_base ** (k - 1.0)
+    if discount == "reciprocal":
+        return 1.0 / k
+    raise ConfigError(f"unknown discount {discount!r}: expected one of {', '.join(DISCOUNT_ORDER)}")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)  # never a display, also inside pods and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png_bytes(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def _exp_base(summary: pd.DataFrame) -> float:
+    if "exp_base" in summary.columns:
+        bases = pd.to_numeric(summary["exp_base"], errors="coerce").dropna().unique()
+        if len(bases) == 1:
+            return float(bases[0])
+    return DEFAULT_EXP_BASE
+
+
+def _sorted_discounts(values: Any) -> list[str]:
+    return sorted(set(values), key=lambda d: (DISCOUNT_ORDER.index(d) if d in DISCOUNT_ORDER else 99, d))
+
+
+def novelty_diversity_cutoff(summary: pd.DataFrame) -> int | None:
+    """The cutoff the bar chart shows by default: the one with the most EPC/EFD/EPD/EILD records
+    (the largest such cutoff on a tie)."""
+    rows = summary[summary["metric"].isin(NOVELTY_DIVERSITY)]
+    cutoffs = pd.to_numeric(rows["cutoff"], errors="coerce").dropna().astype(int)
+    if cutoffs.empty:
+        return None
+    counts = cutoffs.value_counts()
+    return int(max(counts.index, key=lambda c: (counts[c], c)))
+
+
+def novelty_diversity_figure(summary: pd.DataFrame, cutoff: int | None = None) -> Any | None:
+    """The grouped bar chart (2 rows × EPC/EFD/EPD/EILD); None when the run has none of them.
+
+    Row 1 is relevance-unaware (``relevance = none``), row 2 relevance-aware (``binary`` if present,
+    else the first other relevance model). Groups are algorithms, bars are rank discounts.
+    """
+    rows = summary[summary["metric"].isin(NOVELTY_DIVERSITY)]
+    if rows.empty:
+        return None
+    cutoff = novelty_diversity_cutoff(summary) if cutoff is None else cutoff
+    rows = rows[pd.to_numeric(rows["cutoff"], errors="coerce") == cutoff]
+    if rows.empty:
+        return None
+    aware = sorted(r for r in set(rows["relevance"]) if r != "none")
+    aware_model = "binary" if "binary" in aware else (aware[0] if aware else None)
+    algorithms = list(dict.fromkeys(summary["algorithm"]))
+    discounts = _sorted_discounts(rows["discount"])
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), squeeze=False)
+    colors = plt.get_cmap("tab10").colors
+    width = 0.8 / max(1, len(discounts))
+    x = np.arange(len(algorithms))
+    for r, relevance in enumerate(("none", aware_model)):
+        for c, metric in enumerate(NOVELTY_DIVERSITY):
+            ax = axes[r][c]
+            part = rows[(rows["metric"] == metric) & (rows["relevance"] == relevance)] if relevance else rows.iloc[0:0]
+            if part.empty:
+                ax.text(0.5, 0.5, "no records", ha="center", va="center", transform=ax.transAxes, color="#888")
+            for j, discount in enumerate(discounts):
+                values = (
+                    part[part["discount"] == discount]
+                    .drop_duplicates("algorithm")
+                    .set_index("algorithm")["value"]
+                    .reindex(algorithms)
+                    .to_numpy(dtype=float)
+                )
+                if np.all(np.isnan(values)):
+                    continue
+                ax.bar(x + (j - (len(discounts) - 1) / 2) * width, values, width, label=discount, color=colors[j % 10])
+            ax.set_xticks(x, algorithms, rotation=30 if len(algorithms) > 3 else 0, ha="right" if len(algorithms) > 3 else "center")
+            ax.set_title(f"{metric.upper()}@{cutoff}" + ("" if relevance == "none" else f"  [{relevance}]"), fontsize=10)
+            ax.grid(axis="y", alpha=0.3)
+            ax.set_axisbelow(True)
+            if c == 0:
+                ax.set_ylabel("relevance-unaware" if r == 0 else f"relevance-aware ({relevance or '—'})")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, [f"discount: {lab}" for lab in labels], loc="upper center", ncol=len(labels), frameon=False)
+    # Fixed margins instead of tight_layout: the same look, a fraction of the drawing time.
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.1, wspace=0.3, hspace=0.45)
+    return fig
+
+
+def discount_figure(max_rank: int = 20, exp_base: float = DEFAULT_EXP_BASE) -> Any:
+    """Rank-discount curves ``disc(k)``, k = 1..max_rank, for none, log, exp(b) and reciprocal."""
+    plt = _pyplot()
+    k = np.arange(1, max(2, max_rank) + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for discount, marker in zip(DISCOUNT_ORDER, "os^d"):
+        label = f"exp({exp_base:g})" if discount == "exp" else discount
+        ax.plot(k, discount_curve(discount, k, exp_base), marker=marker, markersize=3.5, label=label)
+    ax.set_xlabel("rank k")
+    ax.set_ylabel("disc(k)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("Rank discount models")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def trend_figure(trend: pd.DataFrame, title: str) -> Any:
+    """A metric over runs: one line per algorithm, x = run creation time (or run order)."""
+    if trend.empty:
+        raise StoreError("no complete run has this metric: nothing to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    has_time = trend["created"].notna().all()
+    for algorithm, part in trend.groupby("algorithm", sort=True):
+        xs = pd.to_datetime(part["created"], utc=True) if has_time else part["run_id"]
+        ax.plot(xs, part["value"], marker="o", label=algorithm)
+    ax.set_title(title)
+    ax.set_ylabel("value")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def _max_rank(summary: pd.DataFrame, run: RunInfo | None) -> int:
+    cutoffs = [int(c) for c in pd.to_numeric(summary.get("cutoff"), errors="coerce").dropna()] if len(summary) else []
+    cutoffs += list(run.cutoffs) if run else []
+    return max(cutoffs, default=20)
+
+
+def render_charts(summary: pd.DataFrame, *, cutoff: int | None = None, run: RunInfo | None = None) -> dict[str, bytes]:
+    """The report's charts as PNG bytes by file name: ``novelty_diversity.png`` (when the run has
+    EPC/EFD/EPD/EILD records) and ``discounts.png``. Drawn once, shared by the HTML page and the files.
+    """
+    charts = {}
+    figure = novelty_diversity_figure(summary, cutoff) if not summary.empty else None
+    if figure is not None:
+        charts["novelty_diversity.png"] = _png_bytes(figure)
+    exp_base = _exp_base(summary) if not summary.empty else DEFAULT_EXP_BASE
+    charts["discounts.png"] = _png_bytes(discount_figure(_max_rank(summary, run), exp_base))
+    return charts
+
+
+def write_png_charts(
+    out_dir: str | Path,
+    summary: pd.DataFrame,
+    *,
+    cutoff: int | None = None,
+    run: RunInfo | None = None,
+    charts: Mapping[str, bytes] | None = None,
+) -> list[Path]:
+    """Write the charts of :func:`render_charts` (or the given ``charts``) into ``out_dir``.
+
+    Returns the paths written.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot create the chart folder: {exc.strerror}") from None
+    charts = render_charts(summary, cutoff=cutoff, run=run) if charts is None else charts
+    written = []
+    for name, data in charts.items():
+        path = out / name
+        _write(path, data)
+        written.append(path)
+    return written
+
+
+def write_trend_png(trend: pd.DataFrame, path: str | Path, title: str) -> Path:
+    """Write the trend chart of :func:`receval.results.read.metric_trend` as a PNG."""
+    path = Path(path)
+    _write(path, _png_bytes(trend_figure(trend, title)))
+    return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot be written: {exc.strerror}") from None
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+_CSS = """
+:root { --ink:#1f2933; --muted:#616e7c; --line:#d9e2ec; --head:#f0f4f8; --accent:#2f6fb0; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0; background: #fafbfc; }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 32px 60px; background: #fff; min-height: 100vh; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 15px; margin: 20px 0 8px; color: var(--muted); }
+p.lead { color: var(--muted); margin: 0 0 18px; }
+.status { display:inline-block; padding: 1px 10px; border-radius: 10px; font-size: 13px; font-weight: 600; }
+.status.complete { background:#e3f9e5; color:#207227; } .status.partial { background:#fff3c4; color:#8d6708; }
+.status.failed { background:#ffe3e3; color:#a61b1b; }
+dl.meta { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
+dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; margin: 4px 0 12px; }
+th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { background: var(--head); font-weight: 600; position: sticky; top: 0; }
+th:first-child, td:first-child { text-align: left; }
+tbody tr:nth-child(even) td { background: #fbfcfd; } tbody tr:hover td { background: #eef4fb; }
+td.best { font-weight: 700; color: var(--accent); }
+figure { margin: 8px 0 20px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 13px; }
+code { background: var(--head); padding: 1px 4px; border-radius: 3px; font-size: 13px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _img(png: bytes, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img class="chart" alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _meta_html(run: RunInfo) -> str:
+    meta = run.metadata or {}
+    items = [
+        ("run", f"<code>{_e(run.run_id)}</code>"),
+        ("status", f'<span class="status {_e(run.status)}">{_e(run.status)}</span>'
+         + (f" (run.json: {_e(run.reported_status)})" if run.reported_status and run.reported_status != run.status else "")),
+        ("dataset", _e(run.dataset)),
+        ("created", _e(run.created.isoformat() if run.created else "unknown")),
+        ("finished", _e(run.finished.isoformat() if run.finished else "—")),
+        ("algorithms", _e(", ".join(run.algorithms) or "—")),
+        ("cutoffs", _e(", ".join(map(str, run.cutoffs)) or "—")),
+        ("shards", _e(run.shards if run.shards is not None else "—")),
+    ]  # fmt: skip
+    if run.failure:
+        items.append(("failure", _e(run.failure)))
+    versions = meta.get("versions")
+    if isinstance(versions, Mapping) and versions:
+        items.append(("versions", _e(", ".join(f"{k} {v}" for k, v in versions.items()))))
+    return '<dl class="meta">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
+
+
+def _summary_html(summary: pd.DataFrame, digits: int) -> str:
+    if summary.empty:
+        return "<p>No complete summary records.</p>"
+    blocks = []
+    for cutoff, wide in wide_tables(summary).items():
+        best = wide.max(axis=0, skipna=True)
+        head = "<tr><th>algorithm</th>" + "".join(f"<th>{_e(c)}</th>" for c in wide.columns) + "</tr>"
+        body = []
+        for algorithm, row in wide.iterrows():
+            cells = []
+            for column, value in row.items():
+                is_best = wide[column].notna().sum() > 1 and pd.notna(value) and value == best[column]
+                cells.append(f'<td{" class=best" if is_best else ""}>{_e(format_value(value, digits))}</td>')
+            body.append(f'<tr class="algorithm-row"><td>{_e(algorithm)}</td>{"".join(cells)}</tr>')
+        title = f"@{cutoff}" if cutoff is not None else "without cutoff"
+        blocks.append(
+            f"<h3>{_e(title)}</h3><div class=scroll><table class=summary><thead>{head}</thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>"
+        )
+    return "".join(blocks)
+
+
+def _json_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return format_value(value, 4) if math.isfinite(value) else str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _quality_html(quality: Mapping[str, Any]) -> str:
+    blocks = []
+    for source, content in quality.items():
+        items = content if isinstance(content, list) else [content]
+        records = [i for i in items if isinstance(i, Mapping)]
+        blocks.append(f"<h3>{_e(source)}</h3>")
+        if records and all(len(r) and all(not isinstance(v, dict | list) for v in r.values()) for r in records) and len(records) > 1:
+            columns = list(dict.fromkeys(k for r in records for k in r))
+            head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_e(_json_cell(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in records
+            )
+            blocks.append(f"<div class=scroll><table class=quality><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+        else:
+            for record in records:
+                rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_json_cell(v))}</td></tr>" for k, v in record.items())
+                blocks.append(f"<table class=quality><thead><tr><th>check</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
+            for other in (i for i in items if not isinstance(i, Mapping)):
+                blocks.append(f"<p><code>{_e(_json_cell(other))}</code></p>")
+    return "".join(blocks)
+
+
+def render_html(
+    run: RunInfo,
+    summary: pd.DataFrame,
+    data_quality: Mapping[str, Any] | None = None,
+    *,
+    cutoff: int | None = None,
+    digits: int = 4,
+    title: str | None = None,
+    charts: Mapping[str, bytes] | None = None,
+) -> str:
+    """The report page of ``run`` as one self-contained HTML document (no external resources).
+
+    Parameters
+    ----------
+    run : RunInfo
+        The run's metadata (``receval.results.read.read_run_info``).
+    summary : DataFrame
+        Its summary records (``receval.results.read.load_summary``).
+    data_quality : mapping, optional
+        Data-quality records per source (``receval.results.read.load_data_quality``).
+    cutoff : int, optional
+        Cutoff of the EPC/EFD/EPD/EILD bar chart; default the largest one with such records.
+    charts : mapping, optional
+        PNG bytes from :func:`render_charts`, when the caller also writes them as files.
+    """
+    title = title or f"receval report — {run.run_id}"
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="lead">Rank- and relevance-aware novelty, diversity and accuracy of the run '
+        f"<code>{_e(run.run_id)}</code> on <b>{_e(run.dataset)}</b>.</p>",
+        "<h2>Run</h2>",
+        _meta_html(run),
+        "<h2>Summary</h2>",
+        "<p class=lead>One row per algorithm; columns are <code>metric[relevance,discount]</code>. "
+        "The best value of each column is in bold (higher is better for every metric shown).</p>",
+        _summary_html(summary, digits),
+    ]
+    charts = render_charts(summary, cutoff=cutoff, run=run) if charts is None else charts
+    if "novelty_diversity.png" in charts:
+        shown = novelty_diversity_cutoff(summary) if cutoff is None else cutoff
+        sections += [
+            "<h2>Novelty and diversity</h2>",
+            _img(
+                charts["novelty_diversity.png"],
+                "EPC, EFD, EPD and EILD per algorithm",
+                f"EPC, EFD, EPD and EILD @{shown} per algorithm; top row relevance-unaware, bottom row "
+                "relevance-aware; one bar per rank discount (Vargas & Castells, RecSys 2011).",
+            ),
+        ]
+    exp_base = _exp_base(summary) if not summary.empty else DEFAULT_EXP_BASE
+    max_rank = _max_rank(summary, run)
+    if "discounts.png" in charts:
+        sections += [
+            "<h2>Rank discounts</h2>",
+            _img(
+                charts["discounts.png"],
+                "rank discount curves",
+                f"disc(k) for k = 1..{max(2, max_rank)}: none = 1, log = 1/log2(k+1), exp = {exp_base:g}^(k-1), "
+                "reciprocal = 1/k.",
+            ),
+        ]
+    if data_quality:
+        sections += ["<h2>Data quality</h2>", _quality_html(data_quality)]
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sections.append(f"<footer>Generated by receval {_e(__version__)} on {_e(generated)}.</footer>")
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><main>{''.join(sections)}</main></body></html>\n"
+    )
