@@ -206,35 +206,66 @@ class Batch:
             return self.valid & (self.ratings >= threshold)
 
     @cached_property
-    def distances(self) -> np.ndarray:
-        """``d(i_k, i_l)`` for every user (B × K × K), NaN for featureless pairs; computed once and
-        shared by EILD, ILD and all their variants."""
-        return self.ctx.distance.block(self.idx)
+    def pair_block(self) -> np.ndarray:
+        """The B × K × K pair block of the distance model (cosine similarities or Jaccard
+        distances, see :meth:`ItemDistance.pair_block`), computed once and shared by EILD, ILD and
+        all their variants."""
+        return self.ctx.distance.pair_block(self.idx)
+
+    @cached_property
+    def has_features(self) -> np.ndarray:
+        """Whether each listed item has features (B × K; False where there is no item)."""
+        return self.ctx.distance.has_features[np.where(self.valid, self.idx, 0)] & self.valid
 
     def lengths_at(self, cutoff: int) -> np.ndarray:
         return np.minimum(self.lengths, cutoff)
 
 
-def iter_batches(
-    ctx: EvaluationContext,
-    rows: np.ndarray,
-    rec_rows: np.ndarray,
-    rec_items: np.ndarray,
-    rec_pos: np.ndarray,
-    k: int,
-    batch_size: int,
-):
-    """Yield :class:`Batch` objects over the evaluated ``rows`` (sorted), from recommendation
-    triples (row, item index, 0-based position) sorted by row then position."""
-    for start in range(0, len(rows), batch_size):
-        brow = rows[start : start + batch_size]
-        lo, hi = np.searchsorted(rec_rows, [brow[0], brow[-1]], side="left")[0], np.searchsorted(
-            rec_rows, brow[-1], side="right"
+@dataclass
+class ListIndex:
+    """Where each user's list sits in the recommendation frame (one contiguous, rank-ordered block
+    per user), without copying the frame: 50M rows cost only per-list offsets."""
+
+    items: np.ndarray  # the frame's item column (ids)
+    starts: np.ndarray  # first frame row of each list
+    lengths: np.ndarray
+    users: np.ndarray  # user id of each list
+    rows: np.ndarray  # test-user row of each list, −1 for a user not in test
+
+    @classmethod
+    def of(cls, recs: pd.DataFrame, ctx: EvaluationContext) -> ListIndex:
+        user = recs["user"].to_numpy()
+        rank = recs["rank"].to_numpy()
+        change = np.empty(len(user), dtype=bool)
+        if len(user):
+            change[0] = True
+            np.not_equal(user[1:], user[:-1], out=change[1:])
+            ordered = bool(np.all((rank[1:] > rank[:-1]) | change[1:]))
+            starts = np.flatnonzero(change)
+            if not ordered or pd.Index(user[starts]).has_duplicates:
+                recs = recs.sort_values(["user", "rank"], kind="stable")
+                return cls.of(recs, ctx)
+        else:
+            starts = np.zeros(0, dtype=np.int64)
+        users = user[starts]
+        return cls(
+            items=recs["item"].to_numpy(),
+            starts=starts,
+            lengths=np.diff(np.append(starts, len(user))),
+            users=users,
+            rows=ctx.test_users.get_indexer(users),
         )
-        r, it, p = rec_rows[lo:hi], rec_items[lo:hi], rec_pos[lo:hi]
-        local = np.searchsorted(brow, r)
-        member = (local < len(brow)) & (brow[np.minimum(local, len(brow) - 1)] == r) & (p < k)
-        idx = np.full((len(brow), k), -1, dtype=np.int64)
-        idx[local[member], p[member]] = it[member]
-        lengths = (idx >= 0).sum(axis=1)
-        yield Batch(ctx, brow, idx, lengths)
+
+
+def iter_batches(ctx: EvaluationContext, lists: ListIndex, which: np.ndarray, k: int, batch_size: int):
+    """Yield :class:`Batch` objects over the lists ``which`` (indices into ``lists``), truncated at k."""
+    for s in range(0, len(which), batch_size):
+        sel = which[s : s + batch_size]
+        take = np.minimum(lists.lengths[sel], k)
+        b = len(sel)
+        owner = np.repeat(np.arange(b), take)
+        within = np.arange(len(owner)) - np.repeat(np.cumsum(take) - take, take)
+        frame_rows = np.repeat(lists.starts[sel], take) + within
+        idx = np.full((b, k), -1, dtype=np.int64)
+        idx[owner, within] = ctx.items.get_indexer(lists.items[frame_rows])
+        yield Batch(ctx, lists.rows[sel], idx, take)

@@ -64,14 +64,25 @@ class ItemDistance:
         item has no features or is missing."""
         safe = np.where(idx >= 0, idx, 0)
         has = self.has_features[safe] & (idx >= 0)
+        d = self.pair_block(idx)
         if self.kind == "cosine":
-            d = 1.0 - self._gram_block(idx, unit=True)
-        else:
-            prod = self._gram_block(idx, unit=False)
-            n = self.norms2[safe]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                d = 1.0 - prod / (n[:, :, None] + n[:, None, :] - prod)
+            d = 1.0 - d
         d[~(has[:, :, None] & has[:, None, :])] = np.nan
+        return d
+
+    def pair_block(self, idx: np.ndarray) -> np.ndarray:
+        """The NaN-free block EILD works on: cosine *similarities* for ``cosine`` (0 where an item
+        has no features, so that ``d = 1 − cos`` on valid pairs), Jaccard *distances* with 0 on
+        invalid pairs for ``jaccard``."""
+        if self.kind == "cosine":
+            return self._gram_block(idx, unit=True)
+        safe = np.where(idx >= 0, idx, 0)
+        prod = self._gram_block(idx, unit=False)
+        n = self.norms2[safe]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = 1.0 - prod / (n[:, :, None] + n[:, None, :] - prod)
+        has = self.has_features[safe] & (idx >= 0)
+        d[~(has[:, :, None] & has[:, None, :])] = 0.0
         return d
 
     # -- profile distance -------------------------------------------------------------------

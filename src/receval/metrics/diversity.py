@@ -10,8 +10,14 @@ with the relative discount ``disc(l|k) = disc(max(1, l − k))``. The outer norm
 position, including skipped rows. ILD is EILD with no relevance and no discount:
 ``(1/K) Σ_k mean_{l≠k} d(i_k, i_l)``.
 
-Vectorized: one B × K × K distance block per batch; per (cutoff, discount) the masked weight blocks
-are built once and every relevance model costs one batched mat-vec.
+Vectorized without NaNs or per-pair masks: a pair is valid when both items have features
+(``h_k h_l``, a rank-one mask), so with ``g`` the relevance gains
+
+    W_k = h_k Σ_l disc(l|k) g_l h_l                                   (one GEMM for all users)
+    S_k = W_k − h_k Σ_l disc(l|k) g_l cos(i_k, i_l)                  (cosine: d = 1 − cos)
+    S_k = h_k Σ_l disc(l|k) g_l h_l d(i_k, i_l)                      (Jaccard)
+
+over one B × K × K pair block per batch, shared by every cutoff, discount and relevance model.
 """
 
 from __future__ import annotations
@@ -28,25 +34,38 @@ def compute(batch: Batch, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if not specs:
         return out
-    d_all = batch.distances
-    blocks: dict[tuple[int, object], tuple[np.ndarray, np.ndarray]] = {}
+    groups: dict[tuple[int, object], list[MetricSpec]] = {}
     for spec in specs:
-        n = min(spec.cutoff, batch.k)
-        bkey = (n, spec.discount)
-        if bkey not in blocks:
-            d = d_all[:, :n, :n]
-            pair = ~np.isnan(d)
-            rel_disc = spec.discount.relative(n)
-            x = np.where(pair, rel_disc[None, :, :], 0.0)
-            y = x * np.where(pair, d, 0.0)
-            blocks[bkey] = (x, y)
-        x, y = blocks[bkey]
-        g = batch.gains(spec.relevance)[:, :n]
-        w = np.matmul(x, g[:, :, None])[:, :, 0]
-        s = np.matmul(y, g[:, :, None])[:, :, 0]
-        row = np.divide(s, w, out=np.zeros_like(s), where=w > 0)
-        disc = spec.discount.weights(n)
-        num = (disc * g * row).sum(axis=1)
+        groups.setdefault((min(spec.cutoff, batch.k), spec.discount), []).append(spec)
+    cosine = batch.ctx.distance.kind == "cosine"
+    block = batch.pair_block
+    has_all = batch.has_features.astype(np.float64)
+    for (n, discount), group in groups.items():
+        rels = list(dict.fromkeys(s.relevance for s in group))
+        g = np.stack([batch.gains(r)[:, :n] for r in rels], axis=2)  # B × n × R
+        has = has_all[:, :n, None]
+        gh = g * has
+        rel_disc = discount.relative(n)  # zero diagonal: a pair needs two positions
+        # W: the shared discount matrix times every user's gains, as one GEMM
+        w = np.matmul(rel_disc, gh) * has
+        m = block[:, :n, :n]
+        if discount.kind == "none":  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
+            diag = np.diagonal(m, axis1=1, axis2=2)[:, :, None]
+            prod = _bmv(m, gh) - diag * gh
+        else:
+            prod = _bmv(m * rel_disc, gh)
+        s_ = w - prod * has if cosine else prod * has
+        row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
+        disc = discount.weights(n)
         den = (disc * batch.valid[:, :n]).sum(axis=1)
-        out[spec.key] = np.divide(num, den, out=np.zeros(batch.size), where=den > 0)
+        num = np.einsum("k,bkr,bkr->br", disc, g, row)
+        for spec in group:
+            r = rels.index(spec.relevance)
+            out[spec.key] = np.divide(num[:, r], den, out=np.zeros(batch.size), where=den > 0)
     return out
+
+
+def _bmv(blocks: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Per-user block × vectors (B × n × n by B × n × R). einsum's optimized path runs this as
+    BLAS calls and measured ~4x faster than ``np.matmul`` on these small stacked shapes."""
+    return np.einsum("bkl,blr->bkr", blocks, vectors, optimize=True)

@@ -28,7 +28,7 @@ from receval import __version__
 from receval.errors import ConfigError, InputError
 from receval.metrics import accuracy, diversity, intent, novelty, system
 from receval.data.schema import harmonise_id_types
-from receval.metrics.batch import EvaluationContext, iter_batches
+from receval.metrics.batch import EvaluationContext, ListIndex, iter_batches
 from receval.metrics.models import Relevance
 from receval.metrics.sharding import Shard
 from receval.metrics.spec import METRICS, SYSTEM_METRICS, MetricSpec, default_specs, make_spec
@@ -143,7 +143,7 @@ def _frame_fingerprint(frame: pd.DataFrame | None) -> str:
     """Order-independent digest of a frame's rows (sum of row hashes)."""
     if frame is None:
         return "none"
-    rows = pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy(np.uint64)
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
     return f"{len(frame)}:{int(rows.sum(dtype=np.uint64))}"
 
 
@@ -345,21 +345,13 @@ def evaluate(
     in_shard = np.ones(n_test, dtype=bool) if shard is None else shard.mask(ctx.test_users.to_series())
     eval_rows = np.flatnonzero(in_shard)
 
-    rows = ctx.test_users.get_indexer(recs["user"])
-    non_test = rows < 0
-    if non_test.any():
-        others = pd.Series(recs["user"][non_test].unique())
-        if shard is not None:
-            others = others[shard.mask(others)]
-        non_test_lists = len(others)
+    lists = ListIndex.of(recs, ctx)
+    non_test = lists.rows < 0
+    if shard is not None and non_test.any():
+        non_test_lists = int(shard.mask(pd.Series(lists.users[non_test])).sum())
     else:
-        non_test_lists = 0
-    keep = (~non_test) & in_shard[np.where(non_test, 0, rows)]
-    rec_rows = rows[keep]
-    rec_items = ctx.items.get_indexer(recs["item"][keep])
-    rec_pos = recs["rank"].to_numpy(np.int64)[keep] - 1
-    order = np.lexsort((rec_pos, rec_rows))
-    rec_rows, rec_items, rec_pos = rec_rows[order], rec_items[order], rec_pos[order]
+        non_test_lists = int(non_test.sum())
+    eligible = np.flatnonzero(~non_test & in_shard[np.where(non_test, 0, lists.rows)])
 
     by_family = {
         "accuracy": [s for s in specs if s.metric in accuracy.FAMILY],
@@ -381,27 +373,18 @@ def evaluate(
         counts[f"lists@{n}"] = 0.0
         counts[f"positions@{n}"] = 0.0
         counts[f"dq_short@{n}"] = 0.0
-    no_list = 0
-    no_relevant = 0
 
     batch_size = config.batch_size or _auto_batch_size(kmax)
     done = 0
-    for batch in iter_batches(ctx, eval_rows, rec_rows, rec_items, rec_pos, kmax, batch_size):
-        sl = slice(done, done + batch.size)
+    for batch in iter_batches(ctx, lists, eligible, kmax, batch_size):
+        where = np.searchsorted(eval_rows, batch.rows)
         results: dict[str, np.ndarray] = {}
         results.update(accuracy.compute(batch, by_family["accuracy"]))
         results.update(novelty.compute(batch, by_family["novelty"], profile=config.epd_profile))
         results.update(diversity.compute(batch, by_family["diversity"]))
         results.update(intent.compute(batch, by_family["intent"], alpha=config.alpha))
         for key, arr in results.items():
-            values[key][sl] = arr
-        no_list += int((batch.lengths == 0).sum())
-        t = batch.test
-        rel_per_user = np.bincount(
-            np.repeat(np.arange(batch.size), np.diff(t.indptr)),
-            weights=(t.data >= config.threshold).astype(np.float64), minlength=batch.size,
-        )
-        no_relevant += int((rel_per_user == 0).sum())
+            values[key][where] = arr
         exposure_acc.add(batch)
         for n in cutoffs:
             k_u = batch.lengths_at(n)
@@ -410,15 +393,20 @@ def evaluate(
             counts[f"dq_short@{n}"] += float(((batch.lengths > 0) & (batch.lengths < n)).sum())
         done += batch.size
         if progress is not None:
-            progress(done, len(eval_rows))
+            progress(done, len(eligible))
 
+    # Users without a list score 0 on every per-user metric (their values stay 0).
+    no_list = len(eval_rows) - len(eligible)
+    relevant_per_user = np.bincount(
+        np.repeat(np.arange(n_test), np.diff(ctx.test.indptr)),
+        weights=(ctx.test.data >= config.threshold).astype(np.float64), minlength=n_test,
+    )
+    no_relevant = int((relevant_per_user[eval_rows] == 0).sum())
     counts["dq_no_list"] = float(no_list)
     counts["dq_no_relevant"] = float(no_relevant)
     counts["dq_non_test_lists"] = float(non_test_lists)
 
-    per_user = pd.DataFrame({"user": ctx.test_users[eval_rows]})
-    for s in per_user_specs:
-        per_user[s.key] = values[s.key]
+    per_user = pd.DataFrame({"user": ctx.test_users[eval_rows], **{s.key: values[s.key] for s in per_user_specs}})
 
     exposure = exposure_acc.frame(ctx.items, ctx.in_train, ctx.has_features)
 

@@ -56,24 +56,22 @@ def compute(batch: Batch, specs: list[MetricSpec], *, alpha: float = 0.5) -> dic
 
     kmax = batch.k
     n_total = presence.shape[1]
-    rel = batch.relevant(tau).astype(np.float64)
+    rel = batch.relevant(tau)
     out: dict[str, np.ndarray] = {}
     metrics = {s.metric for s in specs}
     logd = Discount("log").weights(max(kmax, max(s.cutoff for s in specs)))
+    # Only relevant listed items gain or change state: walk the j-th relevant item of every user
+    # (a few steps) instead of all K positions.
+    hits = _RelevantWalk.of(rel, loc, pad=len(needed))
 
     if "alpha_ndcg" in metrics:
         n_ideal = max(s.cutoff for s in specs if s.metric == "alpha_ndcg")
-        dcg = _alpha_dcg_cumulative(local, loc, rel, alpha, logd)
+        dcg = hits.cumulative(_alpha_gains(local, hits, alpha) * logd[hits.pos_safe])
         idcg = _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, batch.size, alpha, logd, n_ideal)
     if "err_ia" in metrics:
-        err = _err_ia_cumulative(batch, local, loc, needed, feats, n_total)
+        err = hits.cumulative(_err_ia_gains(batch, local, hits, feats, n_total))
     if "s_recall" in metrics:
-        covered = np.zeros((batch.size, len(feats)), dtype=bool)
-        srec = np.zeros((batch.size, kmax))
-        for k in range(kmax):
-            covered |= (local[loc[:, k]] > 0) & (rel[:, k] > 0)[:, None]
-            srec[:, k] = covered.sum(axis=1)
-        srec /= max(n_total, 1)
+        srec = hits.cumulative(_new_aspects(local, hits)) / max(n_total, 1)
 
     for spec in specs:
         m = min(spec.cutoff, kmax)
@@ -92,18 +90,53 @@ def _slice(batch: Batch, lo: int, hi: int) -> Batch:
     return Batch(batch.ctx, batch.rows[lo:hi], batch.idx[lo:hi], batch.lengths[lo:hi])
 
 
-def _alpha_dcg_cumulative(local, loc, rel, alpha, logd) -> np.ndarray:
-    b, kmax = loc.shape
-    counts = np.zeros((b, local.shape[1]))
-    cum = np.zeros((b, kmax))
-    total = np.zeros(b)
-    for k in range(kmax):
-        f = local[loc[:, k]]
-        gain = (f * np.power(1.0 - alpha, counts)).sum(axis=1) * rel[:, k]
-        total = total + gain * logd[k]
-        cum[:, k] = total
-        counts += f * rel[:, k][:, None]
-    return cum
+class _RelevantWalk:
+    """The relevant listed items of each user in rank order: ``loc`` (B × J local item rows, the
+    zero row where a user has fewer than J), their positions ``pos`` (−1 = none)."""
+
+    def __init__(self, b: int, k: int, loc: np.ndarray, pos: np.ndarray):
+        self.b, self.k, self.loc, self.pos = b, k, loc, pos
+        self.pos_safe = np.where(pos >= 0, pos, 0)
+
+    @classmethod
+    def of(cls, rel: np.ndarray, loc_all: np.ndarray, pad: int) -> _RelevantWalk:
+        b, k = rel.shape
+        rows, cols = np.nonzero(rel)  # sorted by row, then position
+        counts = np.bincount(rows, minlength=b)
+        j_max = int(counts.max()) if len(rows) else 0
+        within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        loc = np.full((b, j_max), pad)
+        pos = np.full((b, j_max), -1)
+        loc[rows, within] = loc_all[rows, cols]
+        pos[rows, within] = cols
+        return cls(b, k, loc, pos)
+
+    def cumulative(self, values: np.ndarray) -> np.ndarray:
+        """Scatter per-(user, j) contributions to their positions and accumulate along the list."""
+        out = np.zeros((self.b, self.k))
+        ok = self.pos >= 0
+        np.add.at(out, (np.nonzero(ok)[0], self.pos[ok]), values[ok])
+        return np.cumsum(out, axis=1)
+
+
+def _alpha_gains(local, hits: _RelevantWalk, alpha: float) -> np.ndarray:
+    counts = np.zeros((hits.b, local.shape[1]))
+    gains = np.zeros(hits.loc.shape)
+    for j in range(hits.loc.shape[1]):
+        f = local[hits.loc[:, j]]
+        gains[:, j] = (f * np.power(1.0 - alpha, counts)).sum(axis=1)
+        counts += f
+    return gains
+
+
+def _new_aspects(local, hits: _RelevantWalk) -> np.ndarray:
+    covered = np.zeros((hits.b, local.shape[1]), dtype=bool)
+    new = np.zeros(hits.loc.shape)
+    for j in range(hits.loc.shape[1]):
+        f = local[hits.loc[:, j]] > 0
+        new[:, j] = (f & ~covered).sum(axis=1)
+        covered |= f
+    return new
 
 
 def _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, b, alpha, logd, n) -> np.ndarray:
@@ -122,7 +155,7 @@ def _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, b, alpha, logd
     counts = np.zeros((b, local.shape[1]))
     total = np.zeros(b)
     rows = np.arange(b)
-    for k in range(n):
+    for k in range(min(n, r_max)):
         w = np.power(1.0 - alpha, counts)
         gains = np.einsum("brf,bf->br", fc, w)
         gains[~available] = -np.inf
@@ -133,10 +166,11 @@ def _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, b, alpha, logd
         cum[:, k] = total
         counts += fc[rows, best] * ok[:, None]
         available[rows, best] = False
+    cum[:, min(n, r_max):] = total[:, None]  # no candidate left: the ideal stops growing
     return cum
 
 
-def _err_ia_cumulative(batch: Batch, local, loc, needed, feats, n_total) -> np.ndarray:
+def _err_ia_gains(batch: Batch, local, hits: _RelevantWalk, feats, n_total) -> np.ndarray:
     ctx = batch.ctx
     presence = ctx.presence
     # p(f|u): each train and test row of the user adds 1 to every feature of its item
@@ -144,19 +178,16 @@ def _err_ia_cumulative(batch: Batch, local, loc, needed, feats, n_total) -> np.n
     rows_items.data = np.ones_like(rows_items.data)
     test_items = batch.test.copy()
     test_items.data = np.ones_like(test_items.data)
-    both = rows_items + test_items
-    counts_all = both @ presence  # B × F_total (sparse)
+    counts_all = (rows_items + test_items) @ presence  # B × F_total (sparse)
     totals = np.asarray(counts_all.sum(axis=1)).ravel()
     p = counts_all[:, feats].toarray() if len(feats) else np.zeros((batch.size, 0))
     p = np.divide(p, totals[:, None], out=np.full_like(p, 1.0 / max(n_total, 1)), where=totals[:, None] > 0)
-    g = batch.gains(Relevance("err", threshold=ctx.threshold))
-    kmax = batch.k
+    g_all = batch.gains(Relevance("err", threshold=ctx.threshold))
+    g = np.where(hits.pos >= 0, g_all[np.arange(batch.size)[:, None], hits.pos_safe], 0.0)
     remaining = np.ones((batch.size, len(feats)))
-    cum = np.zeros((batch.size, kmax))
-    total = np.zeros(batch.size)
-    for k in range(kmax):
-        f = local[loc[:, k]]
-        total = total + (f * p * remaining).sum(axis=1) * g[:, k] / (k + 1.0)
-        cum[:, k] = total
-        remaining *= 1.0 - f * g[:, k][:, None]
-    return cum
+    out = np.zeros(hits.loc.shape)
+    for j in range(hits.loc.shape[1]):
+        f = local[hits.loc[:, j]]
+        out[:, j] = (f * p * remaining).sum(axis=1) * g[:, j] / (hits.pos_safe[:, j] + 1.0)
+        remaining *= 1.0 - f * g[:, j][:, None]
+    return out
