@@ -62,6 +62,10 @@ class Store(ABC):
     def write_json(self, key: str, value: Any) -> None:
         self.write_bytes(key, (json.dumps(value, indent=2, sort_keys=False, default=str) + "\n").encode())
 
+    def open_input(self, key: str) -> io.BufferedIOBase:
+        """A seekable binary file for ``key`` (S3 overrides this with ranged reads)."""
+        return io.BytesIO(self.read_bytes(key))
+
     def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.read_bytes(key)), columns=columns)
 

@@ -45,6 +45,12 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"{path}: cannot be written: {exc.strerror}") from None
 
+    def open_input(self, key: str):
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise StoreError(f"{self._path(key)}: not found") from None
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
