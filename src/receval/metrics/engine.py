@@ -176,14 +176,17 @@ class PartialState:
         """One record per reported value, then the data-quality records."""
         records: list[dict[str, Any]] = []
         n_users = self.n_users
+        per_item: dict[int, pd.DataFrame] = {}
         for spec in self.specs:
             if spec.per_user:
                 col = self.per_user[spec.key].to_numpy(np.float64)
                 value = math.fsum(col) / n_users if n_users else float("nan")
             else:
+                if spec.cutoff not in per_item:
+                    per_item[spec.cutoff] = system.items_at(self.exposure, spec.cutoff)
                 value = system.finalize(
                     spec,
-                    self.exposure,
+                    per_item[spec.cutoff],
                     int(self.counts[f"lists@{spec.cutoff}"]),
                     int(self.counts[f"positions@{spec.cutoff}"]),
                     self.universe,

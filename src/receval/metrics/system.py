@@ -99,10 +99,10 @@ def items_at(exposure: pd.DataFrame, cutoff: int) -> pd.DataFrame:
     return out
 
 
-def finalize(spec: MetricSpec, exposure: pd.DataFrame, lists: int, positions: int, universe: int) -> float:
-    """The value of a system metric from merged exposure, list count L and T = Σ K_u."""
+def finalize(spec: MetricSpec, per_item: pd.DataFrame, lists: int, positions: int, universe: int) -> float:
+    """The value of a system metric from the merged per-item exposure at its cutoff (see
+    :func:`items_at`), the list count L and T = Σ K_u."""
     n = spec.cutoff
-    per_item = items_at(exposure, n)
     c = per_item["count"].to_numpy(np.float64)
     if spec.metric == "aggregate_diversity":
         if lists == 0:
