@@ -36,8 +36,10 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "receval.cli.evaluate",
     "receval.cli.pipeline",
+    "receval.cli.datasets",
     "receval.cli.results",
     "receval.cli.cluster",
+    "receval.cli.experiment",
 )
 
 

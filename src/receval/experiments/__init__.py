@@ -1,0 +1,1 @@
+"""Experiments built from pipeline runs (the paper's reproduction)."""

@@ -1,0 +1,236 @@
+"""``receval run``: the whole pipeline on one machine, with the very steps the cluster runs.
+
+prepare → train (algorithms in parallel) → predict (algorithm × shard) → evaluate (algorithm ×
+shard) → aggregate. Tasks run in a :class:`concurrent.futures.ProcessPoolExecutor`; a task is
+submitted as soon as the one it depends on finishes (the predict shards of an algorithm start when
+that algorithm is trained, not when every algorithm is), so the cores stay busy. Each task is one
+call of a :mod:`receval.pipeline.steps` function on the run folder — nothing is passed between
+tasks but the store — so a local run and an Argo workflow produce the same folder, and a second
+``receval run --run-id ID`` resumes an interrupted run, redoing only unfinished steps.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from receval.config import RunConfig
+from receval.errors import ConfigError
+from receval.metrics.sharding import Shard
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``run_local`` returns: where the run is and its summary records."""
+
+    run_id: str
+    store_uri: str
+    records: list[dict[str, Any]] = field(repr=False)
+    seconds: float
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+_STORES: dict[tuple[str, tuple], Any] = {}
+
+
+def _store(uri: str, options: dict[str, Any]):
+    """One opened store per worker process (an S3 client is worth reusing across tasks)."""
+    from receval.storage import open_store
+
+    key = (uri, tuple(sorted(options.items())))
+    if key not in _STORES:
+        _STORES[key] = open_store(uri, **options)
+    return _STORES[key]
+
+
+def _task(kind: str, uri: str, options: dict[str, Any], run_id: str, algorithm: str, shard: tuple[int, int] | None):
+    """Run one step in a worker; module-level so that it pickles by reference."""
+    from receval.pipeline import steps
+
+    store = _store(uri, options)
+    if kind == "train":
+        return steps.train_step(store, run_id, algorithm)
+    part = Shard(*shard)  # type: ignore[misc]
+    if kind == "predict":
+        return steps.predict_step(store, run_id, algorithm, part)
+    return steps.evaluate_step(store, run_id, algorithm, part)
+
+
+def _init_worker() -> None:
+    # Several workers on few cores: one BLAS thread each, or they oversubscribe the CPU. Set before
+    # numpy is imported in the worker (the forkserver starts clean).
+    for name in _THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+class _InlineExecutor(Executor):
+    """Runs each task at submit time: ``workers=1`` needs no process pool (nor its start-up)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+class _Bars:
+    """Three rich progress bars (train, predict, evaluate) on stderr, only on a terminal."""
+
+    def __init__(self, enabled: bool, totals: dict[str, int]):
+        self._progress = None
+        self._tasks: dict[str, Any] = {}
+        if not enabled or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from receval.cli._common import err_console  # presentation only; steps never print
+
+        self._progress = Progress(TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), console=err_console, transient=True)
+        for name, total in totals.items():
+            self._tasks[name] = self._progress.add_task(name, total=total)
+
+    def __enter__(self) -> _Bars:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, name: str) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._tasks[name])
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+
+def run_local(
+    config: RunConfig | None,
+    store_uri: str,
+    run_id: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    store_options: dict[str, Any] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the whole pipeline for ``config`` into ``store_uri`` and return the run's summary.
+
+    Parameters
+    ----------
+    config : the run configuration (None: every default — synthetic data, seven algorithms).
+    store_uri : a local folder or ``s3://bucket/prefix``; the run lives under ``runs/<run-id>/``.
+    run_id : default ``YYYYMMDD-HHMMSS-<dataset>`` (UTC). An existing run id resumes that run; its
+        configuration must be the same.
+    workers : processes (default ``os.cpu_count()``); 1 runs every step in this process.
+    progress : show progress bars on stderr when it is a terminal.
+    store_options : passed to :func:`receval.storage.open_store` (``endpoint_url``...).
+    on_stage : called with "prepare", "steps", "aggregate" as the run enters each stage.
+    """
+    from receval.pipeline import steps
+    from receval.storage import open_store
+
+    started = time.perf_counter()
+    config = config or RunConfig()
+    options = dict(store_options or {})
+    store = open_store(store_uri, **options)
+    run_id = run_id or steps.default_run_id(config.dataset.name)
+    workers = int(workers or os.cpu_count() or 1)
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: must be >= 1")
+    _check_same_config(store, run_id, config)
+
+    stage = on_stage or (lambda name: None)
+    labels = config.labels
+    shards = [Shard(i, config.shards) for i in range(config.shards)]
+    try:
+        stage("prepare")
+        steps.prepare_step(store, run_id, config)
+        stage("steps")
+        totals = {"train": len(labels), "predict": len(labels) * len(shards), "evaluate": len(labels) * len(shards)}
+        with _Bars(progress, totals) as bars, _executor(workers, sum(totals.values())) as pool:
+            _schedule(pool, bars, store_uri, options, run_id,
+                      labels, shards)
+        stage("aggregate")
+        records = steps.aggregate_step(store, run_id, algorithms=labels, shards=config.shards)
+    except KeyboardInterrupt:
+        steps.mark_failed_step(store, run_id, "interrupted")
+        raise
+    except Exception as exc:
+        steps.mark_failed_step(store, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return RunResult(run_id, store.uri, records, time.perf_counter() - started)
+
+
+def _executor(workers: int, tasks: int) -> Executor:
+    if workers == 1:
+        return _InlineExecutor()
+    import multiprocessing
+
+    # forkserver, not fork: forking a process that runs threads (progress bars, BLAS pools) can
+    # deadlock the child; workers also start without the parent's BLAS threads.
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=min(workers, tasks), mp_context=context, initializer=_init_worker)
+
+
+def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], run_id: str, labels: list[str],
+              shards: list[Shard]) -> None:
+    """Submit train tasks, then each algorithm's predict shards when it is trained, then each
+    shard's evaluation when its predictions exist; the first failure cancels what is queued."""
+    pending: dict[Future, tuple[str, str, Shard | None]] = {}
+
+    def submit(kind: str, label: str, shard: Shard | None) -> None:
+        coords = None if shard is None else (shard.index, shard.count)
+        pending[pool.submit(_task, kind, uri, options, run_id, label, coords)] = (kind, label, shard)
+
+    for label in labels:
+        submit("train", label, None)
+    try:
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                kind, label, shard = pending.pop(future)
+                future.result()  # re-raises the step's error here
+                bars.advance(kind)
+                if kind == "train":
+                    for part in shards:
+                        submit("predict", label, part)
+                elif kind == "predict":
+                    submit("evaluate", label, shard)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+
+
+def _check_same_config(store: Any, run_id: str, config: RunConfig) -> None:
+    from receval.pipeline import layout
+
+    key = layout.run_json_key(run_id)
+    if not store.exists(key):
+        return
+    recorded = store.read_json(key).get("config")
+    if recorded is not None and recorded != config.to_dict():
+        raise ConfigError(
+            f"run {run_id} already exists in {store.uri} with another configuration: "
+            f"choose another --run-id (or rerun with the same configuration to resume it)"
+        )
+
+
+__all__ = ["RunResult", "run_local"]
