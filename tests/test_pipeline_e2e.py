@@ -29,10 +29,9 @@ LASTFM_METRICS = [
 ]
 
 
-# MF's lists depend on which users share a scoring batch: its float32 score products differ in the
-# last bits with the batch's shape (3.6e-7 on ml-100k), which reorders tied items (4 of 47,150
-# rows). Reported to the recommenders' owner; test_mf_lists_do_not_depend_on_the_shards shows it.
-BATCH_DEPENDENT = {"mf"}
+# Every algorithm's lists must not depend on how users are batched or sharded (MF once did: float32
+# score products rounded differently with the batch's shape and reordered near-ties).
+BATCH_DEPENDENT: set[str] = set()
 
 
 def keyed(records: list[dict]) -> dict[tuple, float | None]:
@@ -81,7 +80,6 @@ def test_ml100k_all_algorithms_k50_four_shards_equal_one(tmp_path: Path, dataset
     assert users == {943}
 
 
-@pytest.mark.xfail(reason="MF scores depend on the scoring batch (float32 products): tied items reorder", strict=False)
 def test_mf_lists_do_not_depend_on_the_shards(tmp_path: Path, datasets_dir: Path):
     config = RunConfig.from_mapping({"dataset": {"name": "ml-100k", "data_dir": str(datasets_dir)},
                                      "algorithms": ["mf"], "shards": 4})

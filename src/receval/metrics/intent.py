@@ -9,20 +9,45 @@
   over all features when those rows carry none).
 * S-recall@N = |∪ features of relevant listed items| / |all features|.
 
-Vectorized across the users of a batch: a loop over the K positions with numpy over users ×
-local features (the features present in the batch).
+Vectorized as "aspect triples": one row per (user, relevant listed item, feature of that item).
+Counts of earlier items with an aspect are group-wise running counts over these rows, so the cost
+is the number of relevant (item, aspect) pairs — a few per user — whatever the width of the
+feature space (19 genres or 10,000 tags alike), with no loop over users or positions.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from receval.metrics.batch import Batch
 from receval.metrics.models import Discount, Relevance
 from receval.metrics.spec import MetricSpec
 
 FAMILY = ("alpha_ndcg", "err_ia", "s_recall")
-_MAX_CELLS = 20_000_000  # dense local-feature cells per sub-batch, to bound memory
+
+
+def _expand(presence: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row, feature) for every feature of every item in ``items``."""
+    counts = np.diff(presence.indptr)[items]
+    owner = np.repeat(np.arange(len(items)), counts)
+    within = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    feats = presence.indices[np.repeat(presence.indptr[items], counts) + within]
+    return owner, feats
+
+
+def _running_count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows in walk order: how many earlier rows share the key; plus the stable sort order
+    and the group starts in sorted order (for other group-wise scans)."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    start = np.ones(len(keys), dtype=bool)
+    start[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group_start = np.maximum.accumulate(np.where(start, np.arange(len(keys)), 0))
+    earlier = np.empty(len(keys), dtype=np.int64)
+    earlier[order] = np.arange(len(keys)) - group_start
+    return earlier, order, start
 
 
 def compute(batch: Batch, specs: list[MetricSpec], *, alpha: float = 0.5) -> dict[str, np.ndarray]:
@@ -30,164 +55,119 @@ def compute(batch: Batch, specs: list[MetricSpec], *, alpha: float = 0.5) -> dic
         return {}
     ctx = batch.ctx
     presence = ctx.presence
-    tau = ctx.threshold
-    t = batch.test
-    t_rows = np.repeat(np.arange(batch.size), np.diff(t.indptr))
-    rel_mask = t.data >= tau
-    cand_rows, cand_items = t_rows[rel_mask], t.indices[rel_mask]
-    listed = batch.idx[batch.valid]
-    needed = np.unique(np.concatenate([listed, cand_items]))
-    sub = presence[needed]
-    feats = np.unique(sub.indices)
-    r_max = int(np.bincount(cand_rows, minlength=batch.size).max()) if len(cand_rows) else 0
-    cells = max(len(needed), batch.size * max(r_max, 1)) * max(len(feats), 1)
-    if cells > _MAX_CELLS and batch.size > 1:
-        half = batch.size // 2
-        parts = [
-            compute(_slice(batch, 0, half), specs, alpha=alpha),
-            compute(_slice(batch, half, batch.size), specs, alpha=alpha),
-        ]
-        return {k: np.concatenate([parts[0][k], parts[1][k]]) for k in parts[0]}
-
-    # local dense presence, with a zero row (index len(needed)) for "no item"
-    local = np.zeros((len(needed) + 1, len(feats)))
-    local[:-1] = sub[:, feats].toarray() if len(feats) else 0.0
-    loc = np.where(batch.valid, np.searchsorted(needed, np.where(batch.valid, batch.idx, 0)), len(needed))
+    n_features = presence.shape[1]
+    rel = batch.relevant(ctx.threshold)
+    hit_user, hit_pos = np.nonzero(rel)  # relevant listed items, in (user, rank) order
+    hit_item = batch.idx[hit_user, hit_pos]
+    owner, feat = _expand(presence, hit_item)
+    key = hit_user[owner].astype(np.int64) * n_features + feat
+    earlier, order, starts = _running_count(key)
 
     kmax = batch.k
-    n_total = presence.shape[1]
-    rel = batch.relevant(tau)
-    out: dict[str, np.ndarray] = {}
     metrics = {s.metric for s in specs}
     logd = Discount("log").weights(max(kmax, max(s.cutoff for s in specs)))
-    # Only relevant listed items gain or change state: walk the j-th relevant item of every user
-    # (a few steps) instead of all K positions.
-    hits = _RelevantWalk.of(rel, loc, pad=len(needed))
+
+    def cumulative(per_hit: np.ndarray) -> np.ndarray:
+        out = np.zeros((batch.size, kmax))
+        out[hit_user, hit_pos] = per_hit
+        return np.cumsum(out, axis=1)
+
+    def per_hit(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=weights, minlength=len(hit_item))
 
     if "alpha_ndcg" in metrics:
+        dcg = cumulative(per_hit(np.power(1.0 - alpha, earlier)) * logd[hit_pos])
         n_ideal = max(s.cutoff for s in specs if s.metric == "alpha_ndcg")
-        dcg = hits.cumulative(_alpha_gains(local, hits, alpha) * logd[hits.pos_safe])
-        idcg = _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, batch.size, alpha, logd, n_ideal)
+        idcg = _alpha_ideal_cumulative(batch, presence, alpha, logd, n_ideal)
     if "err_ia" in metrics:
-        err = hits.cumulative(_err_ia_gains(batch, local, hits, feats, n_total))
+        g = batch.gains(Relevance("err", threshold=ctx.threshold))[hit_user, hit_pos]
+        # Π over earlier relevant items with the aspect of (1 − g): an exclusive group-wise product
+        not_satisfied = 1.0 - g[owner][order]
+        inclusive = np.empty_like(not_satisfied)
+        _groupwise_cumprod(not_satisfied, starts, inclusive)
+        exclusive_sorted = np.where(starts, 1.0, np.roll(inclusive, 1))
+        remaining = np.empty_like(exclusive_sorted)
+        remaining[order] = exclusive_sorted
+        p = _intent_probabilities(batch, hit_user[owner], feat, n_features)
+        err = cumulative(per_hit(p * remaining) * g / (hit_pos + 1.0))
     if "s_recall" in metrics:
-        srec = hits.cumulative(_new_aspects(local, hits)) / max(n_total, 1)
+        srec = cumulative(per_hit((earlier == 0).astype(np.float64))) / max(n_features, 1)
 
+    out: dict[str, np.ndarray] = {}
     for spec in specs:
         m = min(spec.cutoff, kmax)
         if spec.metric == "alpha_ndcg":
-            d = dcg[:, m - 1] if m else np.zeros(batch.size)
+            d = dcg[:, m - 1]
             i = idcg[:, spec.cutoff - 1]
             out[spec.key] = np.divide(d, i, out=np.zeros(batch.size), where=(d > 0) & (i > 0))
         elif spec.metric == "err_ia":
-            out[spec.key] = err[:, m - 1] if m else np.zeros(batch.size)
+            out[spec.key] = err[:, m - 1]
         else:
-            out[spec.key] = srec[:, m - 1] if m else np.zeros(batch.size)
+            out[spec.key] = srec[:, m - 1]
     return out
 
 
-def _slice(batch: Batch, lo: int, hi: int) -> Batch:
-    return Batch(batch.ctx, batch.rows[lo:hi], batch.idx[lo:hi], batch.lengths[lo:hi])
+def _groupwise_cumprod(values: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
+    """Cumulative product restarting at each ``starts``, multiplied in order as RankSys does."""
+    groups = np.cumsum(starts)
+    out[:] = pd.Series(values).groupby(groups).cumprod().to_numpy()
 
 
-class _RelevantWalk:
-    """The relevant listed items of each user in rank order: ``loc`` (B × J local item rows, the
-    zero row where a user has fewer than J), their positions ``pos`` (−1 = none)."""
-
-    def __init__(self, b: int, k: int, loc: np.ndarray, pos: np.ndarray):
-        self.b, self.k, self.loc, self.pos = b, k, loc, pos
-        self.pos_safe = np.where(pos >= 0, pos, 0)
-
-    @classmethod
-    def of(cls, rel: np.ndarray, loc_all: np.ndarray, pad: int) -> _RelevantWalk:
-        b, k = rel.shape
-        rows, cols = np.nonzero(rel)  # sorted by row, then position
-        counts = np.bincount(rows, minlength=b)
-        j_max = int(counts.max()) if len(rows) else 0
-        within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        loc = np.full((b, j_max), pad)
-        pos = np.full((b, j_max), -1)
-        loc[rows, within] = loc_all[rows, cols]
-        pos[rows, within] = cols
-        return cls(b, k, loc, pos)
-
-    def cumulative(self, values: np.ndarray) -> np.ndarray:
-        """Scatter per-(user, j) contributions to their positions and accumulate along the list."""
-        out = np.zeros((self.b, self.k))
-        ok = self.pos >= 0
-        np.add.at(out, (np.nonzero(ok)[0], self.pos[ok]), values[ok])
-        return np.cumsum(out, axis=1)
+def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_features: int) -> np.ndarray:
+    """p(f|u) for (user row, feature) pairs: each train and test row of the user adds 1 to every
+    feature of its item; uniform over all features when the user's rows carry none."""
+    profile = batch.profile.copy()
+    profile.data = np.ones_like(profile.data)
+    test = batch.test.copy()
+    test.data = np.ones_like(test.data)
+    counts = ((profile + test) @ batch.ctx.presence).tocsr()
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    values = np.asarray(counts[users, feats]).ravel() if len(users) else np.zeros(0)
+    t = totals[users]
+    return np.divide(values, t, out=np.full(len(users), 1.0 / max(n_features, 1)), where=t > 0)
 
 
-def _alpha_gains(local, hits: _RelevantWalk, alpha: float) -> np.ndarray:
-    counts = np.zeros((hits.b, local.shape[1]))
-    gains = np.zeros(hits.loc.shape)
-    for j in range(hits.loc.shape[1]):
-        f = local[hits.loc[:, j]]
-        gains[:, j] = (f * np.power(1.0 - alpha, counts)).sum(axis=1)
-        counts += f
-    return gains
+def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float, logd: np.ndarray, n: int) -> np.ndarray:
+    """Greedy ideal ranking of each user's relevant test items over n positions; ties by item id.
 
-
-def _new_aspects(local, hits: _RelevantWalk) -> np.ndarray:
-    covered = np.zeros((hits.b, local.shape[1]), dtype=bool)
-    new = np.zeros(hits.loc.shape)
-    for j in range(hits.loc.shape[1]):
-        f = local[hits.loc[:, j]] > 0
-        new[:, j] = (f & ~covered).sum(axis=1)
-        covered |= f
-    return new
-
-
-def _alpha_ideal_cumulative(local, needed, cand_rows, cand_items, b, alpha, logd, n) -> np.ndarray:
-    """Greedy ideal ranking of each user's relevant items over n positions; ties by item id."""
+    Each step scores every still-available candidate by ``Σ_{f∈F(c)} (1−α)^{C_f}`` (one bincount over
+    the candidates' aspect triples), takes each user's best (the first maximum: candidates are in
+    item-id order), and bumps C on the chosen candidates' aspects.
+    """
+    b = batch.size
     cum = np.zeros((b, n))
-    if len(cand_rows) == 0:
+    t = batch.test
+    rows = np.repeat(np.arange(b), np.diff(t.indptr))
+    relevant = t.data >= batch.ctx.threshold
+    c_user, c_item = rows[relevant], t.indices[relevant]  # sorted by user, then item index (= id order)
+    if len(c_user) == 0:
         return cum
-    starts = np.searchsorted(cand_rows, np.arange(b))
-    within = np.arange(len(cand_rows)) - starts[cand_rows]
-    r_max = int(within.max()) + 1
-    cand = np.full((b, r_max), len(needed))  # padding row: zero features
-    cand[cand_rows, within] = np.searchsorted(needed, cand_items)
-    available = np.zeros((b, r_max), dtype=bool)
-    available[cand_rows, within] = True
-    fc = local[cand]  # b × r_max × F
-    counts = np.zeros((b, local.shape[1]))
+    per_user = np.bincount(c_user, minlength=b)
+    c_within = np.arange(len(c_user)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
+    r_max = int(per_user.max())
+    slot = np.full((b, r_max), -1)
+    slot[c_user, c_within] = np.arange(len(c_user))
+    owner, feat = _expand(presence, c_item)
+    _, pair = np.unique(c_user[owner].astype(np.int64) * presence.shape[1] + feat, return_inverse=True)
+    aspect_count = np.zeros(int(pair.max()) + 1 if len(pair) else 0)
+    available = np.ones(len(c_user), dtype=bool)
     total = np.zeros(b)
-    rows = np.arange(b)
-    for k in range(min(n, r_max)):
-        w = np.power(1.0 - alpha, counts)
-        gains = np.einsum("brf,bf->br", fc, w)
-        gains[~available] = -np.inf
-        best = gains.argmax(axis=1)  # first maximum: candidates are in item-id order
-        ok = available[rows, best]
-        gain = np.where(ok, gains[rows, best], 0.0)
-        total = total + gain * logd[k]
+    users = np.arange(b)
+    steps = min(n, r_max)
+    for k in range(steps):
+        gains = np.bincount(owner, weights=np.power(1.0 - alpha, aspect_count[pair]), minlength=len(c_user))
+        grid = np.full((b, r_max), -np.inf)
+        ok_slot = slot >= 0
+        grid[ok_slot] = np.where(available[slot[ok_slot]], gains[slot[ok_slot]], -np.inf)
+        best = grid.argmax(axis=1)
+        picked = grid[users, best]
+        has = np.isfinite(picked)
+        total = total + np.where(has, picked, 0.0) * logd[k]
         cum[:, k] = total
-        counts += fc[rows, best] * ok[:, None]
-        available[rows, best] = False
-    cum[:, min(n, r_max):] = total[:, None]  # no candidate left: the ideal stops growing
+        chosen = slot[users[has], best[has]]
+        available[chosen] = False
+        chosen_mask = np.zeros(len(c_user), dtype=bool)
+        chosen_mask[chosen] = True
+        aspect_count[pair[chosen_mask[owner]]] += 1.0
+    cum[:, steps:] = total[:, None]  # no candidate left: the ideal stops growing
     return cum
-
-
-def _err_ia_gains(batch: Batch, local, hits: _RelevantWalk, feats, n_total) -> np.ndarray:
-    ctx = batch.ctx
-    presence = ctx.presence
-    # p(f|u): each train and test row of the user adds 1 to every feature of its item
-    rows_items = batch.profile.copy()
-    rows_items.data = np.ones_like(rows_items.data)
-    test_items = batch.test.copy()
-    test_items.data = np.ones_like(test_items.data)
-    counts_all = (rows_items + test_items) @ presence  # B × F_total (sparse)
-    totals = np.asarray(counts_all.sum(axis=1)).ravel()
-    p = counts_all[:, feats].toarray() if len(feats) else np.zeros((batch.size, 0))
-    p = np.divide(p, totals[:, None], out=np.full_like(p, 1.0 / max(n_total, 1)), where=totals[:, None] > 0)
-    g_all = batch.gains(Relevance("err", threshold=ctx.threshold))
-    g = np.where(hits.pos >= 0, g_all[np.arange(batch.size)[:, None], hits.pos_safe], 0.0)
-    remaining = np.ones((batch.size, len(feats)))
-    out = np.zeros(hits.loc.shape)
-    for j in range(hits.loc.shape[1]):
-        f = local[hits.loc[:, j]]
-        out[:, j] = (f * p * remaining).sum(axis=1) * g[:, j] / (hits.pos_safe[:, j] + 1.0)
-        remaining *= 1.0 - f * g[:, j][:, None]
-    return out

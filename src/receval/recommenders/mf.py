@@ -239,7 +239,9 @@ class MF(Recommender):
 
     # -- scoring --------------------------------------------------------------------------------
     def _score_known(self, users: np.ndarray) -> np.ndarray:
-        scores = (self._users[users] @ self._items.T).astype(np.float64)
+        # Score in float64: a float32 product's rounding depends on the batch's shape (BLAS blocking),
+        # which reordered near-ties and made lists depend on how users were batched or sharded.
+        scores = self._users[users].astype(np.float64) @ self._items.T.astype(np.float64)
         if self.feedback == "explicit":
             scores += self._mean + self._user_bias[users][:, None].astype(np.float64) + self._item_bias[None, :]
         return scores
