@@ -61,6 +61,7 @@ def test_evaluate_writes_summary_per_user_and_table(files, tmp_path):
     assert dq["lists_for_non_test_users"] == 1
     assert dq["recommended_items_without_features"] == 1  # item 14
     assert dq["recommended_items_unseen_in_train"] == 1  # item 14
+    assert dq["recommended_items_outside_catalog"] == 1  # item 14 is in neither train nor test
 
 
 def test_shards_then_merge_equal_one_pass(files, tmp_path):

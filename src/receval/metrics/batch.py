@@ -45,6 +45,7 @@ class EvaluationContext:
     distance: ItemDistance | None
     feature_names: pd.Index | None = None
     in_train: np.ndarray = field(default=None)  # type: ignore[assignment]
+    in_catalog: np.ndarray = field(default=None)  # type: ignore[assignment]  # train ∪ test
 
     @classmethod
     def build(
@@ -120,6 +121,7 @@ class EvaluationContext:
             distance=dist,
             feature_names=feature_names,
             in_train=in_train,
+            in_catalog=in_train | (np.bincount(te_items, minlength=n_items) > 0),
         )
 
     @cached_property

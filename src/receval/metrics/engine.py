@@ -249,6 +249,8 @@ class PartialState:
             dq("recommendations_of_items_without_features", int(recd.loc[~recd["has_features"], "count"].sum()), kmax),
             dq("recommended_items_unseen_in_train", int((~recd["in_train"]).sum()), kmax),
             dq("recommendations_of_items_unseen_in_train", int(recd.loc[~recd["in_train"], "count"].sum()), kmax),
+            dq("recommended_items_outside_catalog", int((~recd["in_catalog"]).sum()), kmax,
+               note="not in train or test: the Gini catalogue is widened to include them"),
         ]
         return out
 
@@ -411,7 +413,9 @@ def evaluate(
 
     per_user = pd.DataFrame({"user": ctx.test_users[eval_rows], **{s.key: values[s.key] for s in per_user_specs}})
 
-    exposure = exposure_acc.frame(ctx.items, ctx.in_train, ctx.has_features)
+    exposure = exposure_acc.frame(
+        ctx.items, {"in_train": ctx.in_train, "in_catalog": ctx.in_catalog, "has_features": ctx.has_features}
+    )
 
     cfg_dict = config.to_dict()
     fingerprint = hashlib.sha256(

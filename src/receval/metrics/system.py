@@ -26,7 +26,7 @@ from receval.metrics.models import Relevance
 from receval.metrics.spec import MetricSpec
 
 KEYS = ["item", "cutoff", "length"]
-FLAGS = ["in_train", "has_features"]
+FLAGS = ["in_train", "in_catalog", "has_features"]
 
 
 def rel_column(kind: str) -> str:
@@ -55,7 +55,7 @@ class ExposureAccumulator:
                 w = batch.gains(r)[:, :n][valid]
                 self.sums[(n, r.kind)] += np.bincount(slot, weights=w, minlength=size)
 
-    def frame(self, items: pd.Index, in_train: np.ndarray, has_features: np.ndarray) -> pd.DataFrame:
+    def frame(self, items: pd.Index, flags: dict[str, np.ndarray]) -> pd.DataFrame:
         parts = []
         for n in self.cutoffs:
             nz = np.flatnonzero(self.counts[n])
@@ -65,8 +65,7 @@ class ExposureAccumulator:
                     "item": items[item_idx],
                     "cutoff": np.full(len(nz), n, dtype=np.int64),
                     "length": length.astype(np.int64),
-                    "in_train": in_train[item_idx],
-                    "has_features": has_features[item_idx],
+                    **{name: flags[name][item_idx] for name in FLAGS},
                     "count": self.counts[n][nz],
                 }
             )
