@@ -163,10 +163,10 @@ def figure2(frame: pd.DataFrame, dataset: str):
             if c == 0:
                 ax.set_ylabel("p(rel) = 1" if rel == "none" else "graded p(rel|i,u)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, frameon=False)
     fig.suptitle(f"{dataset}: novelty and diversity of the recommenders (cf. Vargas & Castells 2011, Fig. 2)",
-                 y=0.995, fontsize=11)
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.86, bottom=0.07, wspace=0.28, hspace=0.35)
+                 y=0.99, fontsize=11)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.945), ncol=2, frameon=False)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.85, bottom=0.07, wspace=0.28, hspace=0.35)
     return fig
 
 
