@@ -49,11 +49,11 @@ class ExposureAccumulator:
             valid = batch.valid[:, :n]
             items = batch.idx[:, :n][valid]
             slot = items * (n + 1) + np.broadcast_to(k_u[:, None], valid.shape)[valid]
-            size = self.n_items * (n + 1)
-            self.counts[n] += np.bincount(slot, minlength=size)
+            # np.add.at touches only this batch's slots (a full-size bincount would sweep
+            # n_items × (n + 1) cells per batch: most of the time at 50k items)
+            np.add.at(self.counts[n], slot, 1.0)
             for r in self.relevances:
-                w = batch.gains(r)[:, :n][valid]
-                self.sums[(n, r.kind)] += np.bincount(slot, weights=w, minlength=size)
+                np.add.at(self.sums[(n, r.kind)], slot, batch.gains(r)[:, :n][valid])
 
     def frame(self, items: pd.Index, flags: dict[str, np.ndarray]) -> pd.DataFrame:
         parts = []
