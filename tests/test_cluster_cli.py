@@ -60,7 +60,7 @@ def test_submit_creates_workflow_from_template(api, capsys):
     with_template(api)
     code, out, err = run_cli(
         ["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "r-2024",
-         "--algorithms", "pop,ub-knn", "--shards", "16"], capsys)  # fmt: skip
+         "--algorithms", "pop,ub", "--shards", "16"], capsys)  # fmt: skip
     assert code == 0, err
     check, create = api.requests
     assert_wire(check, "GET", f"{ARGO}/workflowtemplates/receval-pipeline", None)
@@ -72,7 +72,7 @@ def test_submit_creates_workflow_from_template(api, capsys):
     params = {p["name"]: p["value"] for p in body["spec"]["arguments"]["parameters"]}
     # only what was given: the template keeps the other defaults
     assert params == {"run-id": "r-2024", "store": "s3://evals/receval", "shards": "16",
-                      "algorithms": json.dumps(["pop", "ub-knn"])}  # fmt: skip
+                      "algorithms": json.dumps(["pop", "ub"])}  # fmt: skip
     name = out.strip()
     assert name.startswith("receval-r-2024-") and f"{ARGO}/workflows/{name}" in api.objects
 
@@ -254,7 +254,7 @@ def test_bad_options_are_one_line_exit_2(capsys):
 def test_render_writes_valid_manifests(tmp_path, capsys):
     out_dir = tmp_path / "gitops"
     code, out, err = run_cli(
-        ["render", "--out", str(out_dir), "--store", "s3://evals/receval", "--algorithms", "pop,ib-knn", "--shards", "4",
+        ["render", "--out", str(out_dir), "--store", "s3://evals/receval", "--algorithms", "pop,ib", "--shards", "4",
          "--at", "23:45", "--namespace", "ml-eval", "--run-id", "r1", "--indexed-jobs"], capsys)  # fmt: skip
     assert code == 0, err
     files = sorted(out_dir.glob("*.yaml"))
@@ -269,8 +269,8 @@ def test_render_writes_valid_manifests(tmp_path, capsys):
     assert cron["spec"]["schedule"] == "45 23 * * *"
     (template,) = [d for d in docs if d["kind"] == "WorkflowTemplate"]
     defaults = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
-    assert defaults["shards"] == "4" and json.loads(defaults["algorithms"]) == ["pop", "ib-knn"]
+    assert defaults["shards"] == "4" and json.loads(defaults["algorithms"]) == ["pop", "ib"]
     (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
-    assert config["data"]["RECEVAL_ALGORITHMS"] == "pop,ib-knn" and config["data"]["RECEVAL_SHARDS"] == "4"
+    assert config["data"]["RECEVAL_ALGORITHMS"] == "pop,ib" and config["data"]["RECEVAL_SHARDS"] == "4"
     jobs = [d for d in docs if d["kind"] == "Job"]
     assert {j["spec"]["completions"] for j in jobs} == {4}

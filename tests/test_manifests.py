@@ -106,13 +106,14 @@ def test_wheel_ships_the_manifests(tmp_path):
 
 
 def test_step_commands_follow_the_dag():
-    params = manifests.PipelineParameters(run_id="r1", store="s3://evals/x", shards=2, algorithms=("pop", "ub-knn"))
+    params = manifests.PipelineParameters(run_id="r1", store="s3://evals/x", shards=2, algorithms=("pop", "ub"))
     commands = manifests.step_commands(manifests.workflow_template(), params)
     common = ["--store", "s3://evals/x", "--run-id", "r1"]
     # Written out by hand from the issue: prepare, then per algorithm train → 2 predict shards → 2 evaluate
-    # shards, then aggregate; dataset defaults to the template's ml-100k since no config is given.
-    expected = [["receval", "prepare", *common, "--dataset", "ml-100k"]]
-    for algorithm in ("pop", "ub-knn"):
+    # shards, then aggregate; dataset defaults to the template's synthetic data (the images ship no
+    # dataset) since no config is given.
+    expected = [["receval", "prepare", *common, "--dataset", "synthetic"]]
+    for algorithm in ("pop", "ub"):
         expected.append(["receval", "train", *common, "--algorithm", algorithm])
         for step in ("predict", "evaluate"):
             expected += [["receval", step, *common, "--algorithm", algorithm, "--shard", f"{i}/2"] for i in range(2)]

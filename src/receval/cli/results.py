@@ -283,7 +283,7 @@ def compare_command(
 
     Sides: two algorithms of one run (--algorithms A,B), or one algorithm in two runs (RUN_A RUN_B).
 
-    Example:  receval results compare receval-runs 2024-05-01-nightly --algorithms pop,ib-knn --metrics epc,ndcg@10
+    Example:  receval results compare receval-runs 2024-05-01-nightly --algorithms pop,ib --metrics epc,ndcg@10
     """
     from receval.results.read import load_per_user, match_metric_columns, read_run_info, resolve_run, split_selectors
     from receval.results.stats import compare_per_user
@@ -401,7 +401,7 @@ def trend_command(
 ) -> None:
     """A metric over the complete (e.g. nightly) runs, oldest first, as a table and a chart.
 
-    Example:  receval results trend s3://nightly/receval --metric "epc[binary,exp]@10" --algorithm ib-knn --png epc.png
+    Example:  receval results trend s3://nightly/receval --metric "epc[binary,exp]@10" --algorithm ib --png epc.png
     """
     from receval.results.read import MetricKey, metric_trend, parse_date_option
     from receval.results.report import write_trend_png

@@ -146,7 +146,7 @@ class PipelineParameters:
             raise ConfigError(f"--shards {self.shards}: must be between 1 and 10000")
         if self.algorithms is not None:
             if not self.algorithms:
-                raise ConfigError("--algorithms: give at least one algorithm, e.g. pop,ub-knn")
+                raise ConfigError("--algorithms: give at least one algorithm, e.g. pop,ub")
             for name in self.algorithms:
                 if not _ALGORITHM.fullmatch(name):
                     raise ConfigError(f"--algorithms: {name!r} is not an algorithm name")

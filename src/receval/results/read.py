@@ -27,15 +27,14 @@ from typing import Any
 import pandas as pd
 
 from receval.errors import ConfigError, InputError, StoreError
+from receval.pipeline import layout
 from receval.storage import MARKER, Store, join
 
-# The run-folder keys this module reads (docs/run-layout.md). TODO(lead): take them from
-# receval.pipeline.layout once it exists, so that only one module knows the layout.
-RUNS_PREFIX = "runs"
-RUN_JSON = "run.json"
+# Run-folder keys come from receval.pipeline.layout (the one module that knows the layout). Only
+# the file names inside an algorithm's metrics folder are named here, because layout has no key
+# function for them yet (the pipeline's evaluation module spells them out the same way).
 SUMMARY_JSON = "summary.json"
 PER_USER_PARQUET = "per_user.parquet"
-METRICS_DIR = "metrics"
 
 STATUSES = ("complete", "partial", "failed")
 LATEST = "latest"
@@ -56,7 +55,25 @@ def split_selectors(text: str | Iterable[str] | None) -> list[str]:
 
 
 def run_prefix(run_id: str) -> str:
-    return join(RUNS_PREFIX, run_id)
+    """``runs/<run-id>`` (:func:`receval.pipeline.layout.run_prefix`)."""
+    return layout.run_prefix(run_id)
+
+
+def _is_name(value: str) -> bool:
+    """Whether ``value`` can be a run id or algorithm label; no step writes any other folder name."""
+    try:
+        layout.check_name(value, "name")
+    except ConfigError:
+        return False
+    return True
+
+
+def _algorithm_summary_key(run_id: str, algorithm: str) -> str:
+    return join(layout.metrics_prefix(run_id, algorithm), SUMMARY_JSON)
+
+
+def _per_user_key(run_id: str, algorithm: str) -> str:
+    return join(layout.metrics_prefix(run_id, algorithm), PER_USER_PARQUET)
 
 
 def metric_key(metric: str, relevance: Any, discount: Any, cutoff: Any) -> str:
@@ -171,18 +188,18 @@ def parse_date_option(text: str | None, *, option: str, end_of_day: bool = False
 
 
 def _run_ids(store: Store) -> list[str]:
-    return store.list_dirs(RUNS_PREFIX)
+    # A folder whose name cannot be a run id was not written by receval: it is not a run.
+    return [name for name in store.list_dirs(layout.RUNS) if _is_name(name)]
 
 
 def read_run_info(store: Store, run_id: str) -> RunInfo:
     """The :class:`RunInfo` of one run; a missing or unreadable ``run.json`` makes it ``partial``."""
-    prefix = run_prefix(run_id)
-    key = join(prefix, RUN_JSON)
+    key = layout.run_json_key(run_id)
     try:
         meta = store.read_json(key) if store.exists(key) else None
     except (StoreError, ValueError):
         meta = None  # a torn or foreign run.json: the run is shown, but not trusted
-    complete_marker = store.exists(join(prefix, MARKER))
+    complete_marker = store.exists(layout.run_marker_key(run_id))
     if not isinstance(meta, dict):
         return RunInfo(run_id=run_id, status="partial", reported_status=None)
     reported = str(meta.get("status") or "")
@@ -276,10 +293,10 @@ def _as_datetime(value: datetime | date | None, *, end_of_day: bool) -> datetime
 
 
 def _run_exists(store: Store, run_id: str) -> bool:
-    if not run_id or "/" in run_id:
+    if not run_id or not _is_name(run_id):
         return False
     # run.json is written first; listing is the fallback for a run folder that lost it.
-    return store.exists(join(run_prefix(run_id), RUN_JSON)) or bool(store.list(run_prefix(run_id)))
+    return store.exists(layout.run_json_key(run_id)) or bool(store.list(layout.run_prefix(run_id)))
 
 
 def _not_found(store: Store, run_id: str) -> StoreError:
@@ -355,12 +372,13 @@ def _records_frame(records: list[dict[str, Any]], key: str) -> pd.DataFrame:
 
 def _algorithm_summaries(store: Store, run_id: str) -> list[tuple[str, str]]:
     """(algorithm, summary key) of each algorithm whose metrics folder is complete."""
-    base = join(run_prefix(run_id), METRICS_DIR)
     found = []
-    for algorithm in store.list_dirs(base):
-        folder = join(base, algorithm)
-        if store.is_complete(folder) and store.exists(join(folder, SUMMARY_JSON)):
-            found.append((algorithm, join(folder, SUMMARY_JSON)))
+    for algorithm in store.list_dirs(layout.metrics_root(run_id)):
+        if not _is_name(algorithm):
+            continue
+        key = _algorithm_summary_key(run_id, algorithm)
+        if store.is_complete(layout.metrics_prefix(run_id, algorithm)) and store.exists(key):
+            found.append((algorithm, key))
     return found
 
 
@@ -377,9 +395,8 @@ def load_summary(store: Store, run_id: str, *, allow_partial: bool = False) -> p
     """
     if not _run_exists(store, run_id):
         raise _not_found(store, run_id)
-    prefix = run_prefix(run_id)
     info = read_run_info(store, run_id)
-    key = join(prefix, SUMMARY_JSON)
+    key = layout.summary_key(run_id)
     if info.status == "complete" and store.exists(key):
         records, _ = _records_of(_read_json(store, key), store.url(key))
         return _records_frame(records, store.url(key))
@@ -414,9 +431,8 @@ def load_data_quality(store: Store, run_id: str) -> dict[str, Any]:
     the run-level summary (key ``"run"``).
     """
     quality: dict[str, Any] = {}
-    prefix = run_prefix(run_id)
-    run_key = join(prefix, SUMMARY_JSON)
-    if store.is_complete(prefix) and store.exists(run_key):
+    run_key = layout.summary_key(run_id)
+    if store.exists(layout.run_marker_key(run_id)) and store.exists(run_key):
         _, found = _records_of(_read_json(store, run_key), store.url(run_key))
         if found:
             quality["run"] = found
@@ -431,18 +447,17 @@ def load_per_user(store: Store, run_id: str, algorithm: str) -> pd.DataFrame:
     """The per-user metric values of one algorithm: column ``user`` and one float column per key."""
     if not _run_exists(store, run_id):
         raise _not_found(store, run_id)
-    prefix = run_prefix(run_id)
-    folder = join(prefix, METRICS_DIR, algorithm)
-    key = join(folder, PER_USER_PARQUET)
+    folder = layout.metrics_prefix(run_id, algorithm)
+    key = _per_user_key(run_id, algorithm)
     if not store.exists(key):
         available = sorted(a for a, _ in _algorithm_summaries(store, run_id)) or store.list_dirs(
-            join(prefix, METRICS_DIR)
+            layout.metrics_root(run_id)
         )
         raise StoreError(
             f"run {run_id} has no per-user values of algorithm {algorithm!r} ({store.url(key)} missing);"
             f" algorithms: {', '.join(available) or 'none'}"
         )
-    if not store.is_complete(folder) and not store.is_complete(prefix):
+    if not store.is_complete(folder) and not store.exists(layout.run_marker_key(run_id)):
         raise StoreError(f"{store.url(folder)}: not complete (no {MARKER} marker): its per-user values are not trusted")
     try:
         frame = store.read_parquet(key)

@@ -1,0 +1,236 @@
+"""The Argo WorkflowTemplate's pods, run on this machine: manifests and code cannot drift apart.
+
+The step commands come from the RENDERED template (``receval.cluster.manifests.pipeline_steps``:
+the DAG's fan-outs expanded, ``when`` evaluated, parameters substituted), and each runs as a
+subprocess with the environment its pod would get: the template's literal values, the S3 keys
+through the ``receval-s3`` Secret's keys, the endpoint and region through the ``receval-config``
+ConfigMap's keys (``k8s/base/configmap.yaml``, with ``AWS_ENDPOINT_URL`` set as for any non-AWS
+store), and ``/tmp`` as the pod's emptyDir. The run folder they leave in a real S3 server (rclone)
+must hold the summary that ``receval run`` computes from the same configuration into another
+prefix, every record to 1e-12.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from receval.cluster import manifests
+from receval.config import RunConfig
+from tests.s3_servers import S3Server
+
+# Small data. The configuration names the algorithms of the template's default `algorithms`
+# parameter (the test checks that they are the template's defaults, so that the defaults are
+# what runs), and one cutoff that the template's `cutoffs` parameter replaces (see below).
+CONFIG = {
+    "dataset": {"name": "synthetic", "synthetic": {"n_users": 300, "n_items": 200, "interactions_per_user": 20}},
+    "algorithms": ["pop", "ub", "ib"],
+    "evaluation": {"cutoffs": [10]},
+    "shards": 2,
+    "seed": 3,
+}
+SHARDS = 2
+CUTOFFS = (5, 10)  # the template hands these to prepare as RECEVAL_CUTOFFS, over the file's [10]
+STEP_TIMEOUT = 180
+
+
+def pod_env(template: dict[str, Any], step: manifests.PipelineStep, server: S3Server, pod_tmp: Path) -> dict[str, str]:
+    """The environment of the pod that runs ``step``, resolved as the kubelet would.
+
+    ``value`` entries come from the rendered step; ``secretKeyRef`` from the receval-s3 Secret
+    (the shape of ``k8s/secret.example.yaml``, holding the server's key pair); ``configMapKeyRef``
+    from the shipped receval-config ConfigMap plus ``AWS_ENDPOINT_URL`` (docs/deploy.md: set it for
+    non-AWS S3). A reference to a key that does not exist fails, unless it is ``optional``. Paths
+    under a volume mount (``/tmp``, the emptyDir) are mapped to a folder of the test.
+    """
+    secret = manifests.load_document("k8s/secret.example.yaml")
+    secret["stringData"] = {"AWS_ACCESS_KEY_ID": server.access_key, "AWS_SECRET_ACCESS_KEY": server.secret_key}
+    configmap = manifests.load_document("k8s/base/configmap.yaml")
+    configmap["data"]["AWS_ENDPOINT_URL"] = server.endpoint_url
+    sources = {
+        "secretKeyRef": (secret["metadata"]["name"], secret["stringData"]),
+        "configMapKeyRef": (configmap["metadata"]["name"], configmap["data"]),
+    }
+    command = step.argv[1]
+    containers = [
+        t["container"] for t in template["spec"]["templates"]
+        if "container" in t and t["container"].get("args", [None])[0] == command
+    ]  # fmt: skip
+    assert containers, f"no container template runs `receval {command}`"
+    # prepare has two templates (from a config, from a dataset); their env must be the same.
+    assert all(c.get("env") == containers[0].get("env") for c in containers)
+    container = containers[0]
+    mounts = {m["mountPath"]: pod_tmp / m["name"] for m in container.get("volumeMounts", [])}
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        name = entry["name"]
+        if "value" in entry:
+            value = step.env[name]
+        else:
+            (kind, ref), = entry["valueFrom"].items()
+            source_name, data = sources[kind]
+            assert ref["name"] == source_name, f"{name}: {kind} names {ref['name']!r}, the object is {source_name!r}"
+            if ref["key"] not in data:
+                assert ref.get("optional"), f"{name}: {source_name} has no key {ref['key']!r}"
+                continue
+            value = data[ref["key"]]
+        for mount_path, local in mounts.items():
+            if value == mount_path or value.startswith(mount_path + "/"):
+                value = str(local) + value[len(mount_path):]
+        env[name] = value
+    for local in mounts.values():
+        local.mkdir(parents=True, exist_ok=True)
+    # The image's PATH; nothing else of this process (no AWS_*, no RECEVAL_*) reaches the pod.
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+
+
+def run_pod(step: manifests.PipelineStep, env: dict[str, str]) -> None:
+    # The container's command is the `receval` entry point; run it with this interpreter.
+    assert step.argv[0] == "receval", step.argv
+    result = subprocess.run([sys.executable, "-m", "receval", *step.argv[1:]], env=env, capture_output=True,
+                            text=True, timeout=STEP_TIMEOUT)  # fmt: skip
+    assert result.returncode == 0, f"{step.task}: exit {result.returncode}\n{result.stderr}"
+
+
+def fan_out_waves(steps: list[manifests.PipelineStep]) -> list[list[list[manifests.PipelineStep]]]:
+    """The steps as waves of concurrent branches, as Argo schedules them.
+
+    Consecutive steps under the same top-level DAG task form one wave; the children of a fan-out
+    (``algorithm(pop)``, ``algorithm(ub)``, ...) depend on nothing of each other, so each is a
+    branch that runs its own steps in their order, beside the other branches.
+    """
+    waves: list[dict[str, list[manifests.PipelineStep]]] = []
+    last_task = None
+    for step in steps:
+        top = step.task.split(".")[0]
+        task = top.split("(")[0]
+        if task != last_task:
+            waves.append({})
+            last_task = task
+        waves[-1].setdefault(top, []).append(step)
+    return [list(branches.values()) for branches in waves]
+
+
+def read_json(server: S3Server, bucket: str, key: str) -> Any:
+    return json.loads(server.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def keyed(records: list[dict]) -> dict[tuple, Any]:
+    return {(r["algorithm"], r["kind"], r["metric"], r.get("key"), r.get("cutoff")): r["value"] for r in records}
+
+
+def test_template_defaults_name_algorithms_and_a_dataset_a_pod_can_use():
+    """The defaults a `receval submit` without options runs: every default algorithm is a
+    recommender the run's configuration knows, and the default dataset needs no data volume."""
+    template = manifests.workflow_template()
+    defaults = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
+    algorithms = json.loads(defaults["algorithms"])
+    # prepare-from-dataset records the default configuration; train looks each label up in it.
+    default_config = RunConfig.from_mapping({"dataset": {"name": defaults["dataset"]}})
+    for algorithm in algorithms:
+        assert default_config.algorithm(algorithm).name == algorithm
+    # The images ship no datasets (their licenses forbid it) and the template mounts none.
+    assert defaults["dataset"] == "synthetic"
+    # The nightly CronJob submits with the ConfigMap's values: they repeat the template's defaults.
+    config = manifests.load_document("k8s/base/configmap.yaml")["data"]
+    assert config["RECEVAL_ALGORITHMS"].split(",") == algorithms
+    assert config["RECEVAL_DATASET"] == defaults["dataset"]
+    assert config["RECEVAL_SHARDS"] == defaults["shards"] and config["RECEVAL_CUTOFFS"] == defaults["cutoffs"]
+
+
+def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_server: S3Server, tmp_path: Path):
+    server = rclone_server
+    bucket = server.make_bucket()
+    config_file = tmp_path / "small.yaml"
+    config_file.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    server.client().put_object(Bucket=bucket, Key="configs/small.yaml", Body=config_file.read_bytes())
+
+    template = manifests.workflow_template()
+    parameters = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
+    defaults = json.loads(parameters["algorithms"])
+    assert defaults == CONFIG["algorithms"], "the test runs the template's default algorithms"
+    params = manifests.PipelineParameters(
+        run_id="argo-run", store=f"s3://{bucket}/argo", config_uri=f"s3://{bucket}/configs/small.yaml",
+        shards=SHARDS, cutoffs=CUTOFFS,
+    )  # algorithms: the template's default
+    steps = manifests.pipeline_steps(template, params)
+    # The DAG, written out by hand: prepare (from the config), per algorithm train → predict
+    # shards → evaluate shards, then aggregate.
+    expected = [["prepare"]]
+    for algorithm in defaults:
+        expected += [["train", algorithm]]
+        expected += [[kind, algorithm, f"{i}/{SHARDS}"] for kind in ("predict", "evaluate") for i in range(SHARDS)]
+    expected += [["aggregate"]]
+
+    def coordinates(argv: tuple[str, ...]) -> list[str]:
+        options = dict(zip(argv[2::2], argv[3::2]))
+        return [argv[1], *(options[o] for o in ("--algorithm", "--shard") if o in options)]
+
+    assert [coordinates(s.argv) for s in steps] == expected
+
+    def run_branch(branch: list[manifests.PipelineStep]) -> None:
+        for step in branch:
+            # One emptyDir per pod, as on the cluster.
+            run_pod(step, pod_env(template, step, server, tmp_path / "pods" / step.task))
+
+    waves = fan_out_waves(steps)
+    assert [len(w) for w in waves] == [1, len(defaults), 1]  # prepare | one branch per algorithm | aggregate
+    for wave in waves:
+        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            for future in [pool.submit(run_branch, branch) for branch in wave]:
+                future.result()
+
+    # The same configuration through `receval run` into another prefix of the same bucket.
+    reference = subprocess.run(
+        [sys.executable, "-m", "receval", "run", "--config", str(config_file), "--store", f"s3://{bucket}/local",
+         "--run-id", "local-run", "--shards", str(SHARDS), "--cutoffs", ",".join(map(str, CUTOFFS)),
+         "--workers", "1", "--format", "json"],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **server.env()},
+        capture_output=True, text=True, timeout=STEP_TIMEOUT,
+    )  # fmt: skip
+    assert reference.returncode == 0, reference.stderr
+
+    argo_meta = read_json(server, bucket, "argo/runs/argo-run/run.json")
+    local_meta = read_json(server, bucket, "local/runs/local-run/run.json")
+    assert argo_meta["status"] == local_meta["status"] == "complete"
+    assert argo_meta["config"] == local_meta["config"]  # one resolved configuration
+    assert argo_meta["cutoffs"] == list(CUTOFFS) and argo_meta["shards"] == SHARDS
+    assert argo_meta["algorithms"] == defaults
+    server.client().head_object(Bucket=bucket, Key="argo/runs/argo-run/_SUCCESS")
+
+    argo = keyed(read_json(server, bucket, "argo/runs/argo-run/summary.json"))
+    local = keyed(read_json(server, bucket, "local/runs/local-run/summary.json"))
+    assert argo.keys() == local.keys()
+    assert {k[0] for k in argo} == set(defaults) and {k[4] for k in argo if k[1] == "metric"} == set(CUTOFFS)
+    metric_values = 0
+    for key, value in local.items():
+        if value is None:
+            assert argo[key] is None, key
+            continue
+        assert argo[key] is not None and abs(argo[key] - value) <= 1e-12, (key, argo[key], value)
+        metric_values += key[1] == "metric"
+    assert metric_values > 50  # every algorithm × metric × cutoff, not a handful
+
+
+@pytest.mark.parametrize("command", ["prepare", "train", "predict", "evaluate", "aggregate", "mark-failed"])
+def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_server: S3Server, tmp_path: Path):
+    """Each step template wires the same S3 settings; a template without them would fail only on
+    a cluster (mark-failed included: the exit handler must reach the store too)."""
+    template = manifests.workflow_template()
+    (container,) = [
+        t["container"] for t in template["spec"]["templates"]
+        if "container" in t and t["container"]["args"][0] == command and t["name"] != "prepare-from-config"
+    ]  # fmt: skip
+    step = manifests.PipelineStep(task=command, argv=("receval", command),
+                                  env={e["name"]: e["value"] for e in container["env"] if "value" in e})
+    env = pod_env(template, step, rclone_server, tmp_path)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
+        assert env.get(name) == rclone_server.env()[name], name
