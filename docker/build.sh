@@ -7,6 +7,7 @@
 # The build itself is hermetic: it installs from a wheelhouse with `pip --no-index`. Without
 # --wheelhouse, one is made first on this machine with `pip wheel` (that step uses your index).
 # Images: REG/receval-train:TAG, REG/receval-predict:TAG, REG/receval-evaluate:TAG.
+# The created label is now, or SOURCE_DATE_EPOCH when set (reproducible builds).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,24 +38,33 @@ fi
 
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
+wheels="$context/wheelhouse"
 if [[ -n "$wheelhouse" ]]; then
-  cp -r "$wheelhouse" "$context/wheelhouse"
+  # -a keeps modification times: the layer cache then recognises unchanged wheels
+  cp -a "$wheelhouse" "$wheels"
 else
-  python3 -m pip wheel --quiet --wheel-dir "$context/wheelhouse" "$repo"
+  python3 -m pip wheel --quiet --wheel-dir "$wheels" "$repo"
 fi
-ls "$context"/wheelhouse/receval-"$version"-*.whl >/dev/null 2>&1 \
+ls "$wheels"/receval-"$version"-*.whl >/dev/null 2>&1 \
   || { echo "build.sh: the wheelhouse has no receval-$version wheel" >&2; exit 2; }
+# The context the Dockerfile expects: deps/ (cached layer) apart from receval/ (changes with the code)
+mkdir "$context/deps" "$context/receval"
+mv "$wheels"/receval-*.whl "$context/receval/"
+mv "$wheels"/*.whl "$context/deps/" 2>/dev/null || true
+rm -rf "$wheels"
 
 args=(--build-arg "RECEVAL_VERSION=$version"
       --build-arg "VCS_REF=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-      --build-arg "BUILD_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+      --build-arg "BUILD_DATE=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y-%m-%dT%H:%M:%SZ)")
 [[ -n "$base_image" ]] && args+=(--build-arg "BASE_IMAGE=$base_image")
 
 for target in train predict evaluate; do
   image="$registry/receval-$target:$tag"
   echo "build.sh: $engine building $image" >&2
   case "$engine" in
-    buildah) buildah bud "${args[@]}" --target "$target" -t "$image" -f "$here/Dockerfile" "${extra[@]}" "$context" ;;
+    # buildah alone does not cache layers by default; --layers lets the 2nd and 3rd target reuse
+    # the install stage instead of installing the wheelhouse three times.
+    buildah) buildah bud --layers "${args[@]}" --target "$target" -t "$image" -f "$here/Dockerfile" "${extra[@]}" "$context" ;;
     *) "$engine" build "${args[@]}" --target "$target" -t "$image" -f "$here/Dockerfile" "${extra[@]}" "$context" ;;
   esac
   if [[ "$push" == 1 ]]; then "$engine" push "$image"; fi
