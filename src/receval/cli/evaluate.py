@@ -66,6 +66,7 @@ def evaluate(
     epd_profile: str = typer.Option("unweighted", "--epd-profile", help="EPD profile: unweighted (RankSys) or relevance (the paper's weighted profile)."),
     catalog: Optional[int] = typer.Option(None, "--catalog", help="Catalogue size for Gini (default: items in train ∪ test)."),
     output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
+    threads: int = typer.Option(0, "--threads", help="User batches computed at once (0: one per core); results do not depend on it."),
     store: Optional[str] = typer.Option(None, "--store", help="Pipeline mode: the store holding the run folder.", rich_help_panel="Pipeline step"),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Pipeline mode: the run.", rich_help_panel="Pipeline step"),
     algorithm: Optional[str] = typer.Option(None, "--algorithm", help="Pipeline mode: the algorithm whose shard to evaluate.", rich_help_panel="Pipeline step"),
@@ -104,8 +105,11 @@ def evaluate(
         )
     elif relevance or discount:
         raise ConfigError("--relevance/--discount select variants of --metric; give --metric too (e.g. --metric epc,eild)")
+    import os
+
     config = EvaluationConfig(
-        specs=specs, cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw
+        specs=specs, cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog,
+        threads=threads or os.cpu_count() or 1, **config_kw,
     )
     # Read and validate everything before touching the output folder.
     train_df = schema.read_train(train)
