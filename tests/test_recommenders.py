@@ -224,9 +224,10 @@ def test_feedback_auto_detection():
 def test_mf_beats_the_baselines_on_u1_test(fitted, ml100k):
     test = ml100k["test"]
     users = np.sort(test.user.unique())
-    explicit = fitted("mf")
-    assert explicit.feedback == "explicit"  # stars 1..5
-    implicit = make("mf", feedback="implicit").fit(ml100k["train"])
+    explicit = make("mf", feedback="auto").fit(ml100k["train"])
+    assert explicit.feedback == "explicit"  # stars 1..5 are detected as explicit ratings
+    implicit = fitted("mf")
+    assert implicit.feedback == "implicit"  # the default: top-N lists
     p_rnd = precision_at_10(fitted("rnd").recommend(users, 10), test, users)
     p_pop = precision_at_10(fitted("pop").recommend(users, 10), test, users)
     p_explicit = precision_at_10(explicit.recommend(users, 10), test, users)

@@ -133,7 +133,10 @@ class MF(Recommender):
         unit or small-count data (MovieLens binarised) 40 overfits badly (precision@10 on ml-100k
         u1: 0.17 with 40 vs 0.31 with 1), so the default is 1, as in ``implicit`` >= 0.5. Raise it
         (or log-scale the counts) for raw play counts.
-    feedback : {"auto", "implicit", "explicit"}, default "auto"
+    feedback : {"implicit", "explicit", "auto"}, default "implicit"
+        ``implicit`` treats every rating as a positive interaction with confidence 1 + α·r: the
+        model for top-N lists, which is what receval evaluates (on ml-100k u1, P@10 0.31 vs 0.09
+        for explicit ALS, which fits the rating values). ``auto`` picks explicit for star ratings.
     cg_steps : int, default 3
         CG iterations per half-step (3 as in Takács et al. and the ``implicit`` package).
     seed : int, default 0
@@ -147,7 +150,7 @@ class MF(Recommender):
         iterations: int = 15,
         reg: float | None = None,
         alpha: float = 1.0,
-        feedback: str = "auto",
+        feedback: str = "implicit",
         cg_steps: int = 3,
         seed: int = 0,
     ):
