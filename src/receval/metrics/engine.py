@@ -455,6 +455,7 @@ def evaluate(
     fingerprint = hashlib.sha256(
         json.dumps(
             {
+                "receval": __version__,  # shards of two versions must not be merged
                 "config": cfg_dict,
                 "specs": [s.key for s in specs],
                 "train": _frame_fingerprint(train[["user", "item", "rating"]]),
@@ -492,7 +493,7 @@ def merge(states: Iterable[PartialState], names: list[str] | None = None, requir
     for state, name in zip(states, names):
         if state.fingerprint != first.fingerprint:
             raise InputError(
-                f"{name}: computed with another configuration or other data than {names[0]} "
+                f"{name}: computed with another configuration, other data or another receval version than {names[0]} "
                 f"(fingerprint {state.fingerprint} != {first.fingerprint})"
             )
         if state.shard_count != first.shard_count:

@@ -19,6 +19,10 @@ from receval.metrics.engine import PartialState, merge
 from receval.storage import MARKER, Store, join
 
 PARTIAL_FILES = ("partial.json", "per_user.parquet", "exposure.parquet")
+# The result files of an evaluation folder (``receval evaluate --out``, ``metrics/<algorithm>/``)
+SUMMARY_FILE = "summary.json"
+SUMMARY_TABLE_FILE = "summary.parquet"
+PER_USER_FILE = "per_user.parquet"
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
@@ -29,7 +33,7 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
     """Publish a shard's partial state under ``prefix``."""
-    store.delete(join(prefix, "summary.json"))
+    store.delete(join(prefix, SUMMARY_FILE))
     store.publish(prefix, state.to_objects(), {"kind": "partial", "shards": state.shards, **(extra or {})})
 
 
@@ -50,10 +54,10 @@ def write_results(
     """Publish ``summary.json`` and ``per_user.parquet`` (and ``summary.parquet``) under ``prefix``."""
     records = state.summary() if records is None else records
     store.delete(join(prefix, MARKER))
-    store.delete(join(prefix, "summary.json"))
-    store.write_bytes(join(prefix, "per_user.parquet"), _parquet(state.per_user))
-    store.write_bytes(join(prefix, "summary.parquet"), _parquet(summary_frame(records)))
-    store.write_bytes(join(prefix, "summary.json"), (json.dumps(records, indent=2) + "\n").encode())
+    store.delete(join(prefix, SUMMARY_FILE))
+    store.write_bytes(join(prefix, PER_USER_FILE), _parquet(state.per_user))
+    store.write_bytes(join(prefix, SUMMARY_TABLE_FILE), _parquet(summary_frame(records)))
+    store.write_bytes(join(prefix, SUMMARY_FILE), (json.dumps(records, indent=2) + "\n").encode())
     store.write_json(join(prefix, MARKER), {"kind": "summary", "users": state.n_users, **(extra or {})})
     return records
 

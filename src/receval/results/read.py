@@ -28,13 +28,12 @@ import pandas as pd
 
 from receval.errors import ConfigError, InputError, StoreError
 from receval.pipeline import layout
+from receval.pipeline.evaluation import PER_USER_FILE as PER_USER_PARQUET
+from receval.pipeline.evaluation import SUMMARY_FILE as SUMMARY_JSON
 from receval.storage import MARKER, Store, join
 
-# Run-folder keys come from receval.pipeline.layout (the one module that knows the layout). Only
-# the file names inside an algorithm's metrics folder are named here, because layout has no key
-# function for them yet (the pipeline's evaluation module spells them out the same way).
-SUMMARY_JSON = "summary.json"
-PER_USER_PARQUET = "per_user.parquet"
+# Run-folder keys come from receval.pipeline.layout, the file names of an evaluation folder from
+# receval.pipeline.evaluation, which writes them: the reader cannot drift from the writer.
 
 STATUSES = ("complete", "partial", "failed")
 LATEST = "latest"
