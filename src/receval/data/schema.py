@@ -132,12 +132,8 @@ def read_train(path: str | Path) -> pd.DataFrame:
     _require_columns(frame, src, ("user", "item"))
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
-    return validate_train(out, src.name)
-
-
-def validate_train(frame: pd.DataFrame, name: str = "train") -> pd.DataFrame:
-    """Merge duplicate (user, item) rows of an in-memory train frame (decision 9.4)."""
-    return frame.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
+    # duplicate (user, item) rows are merged, the last rating kept (decision 9.4)
+    return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
 
 
 def read_test(path: str | Path) -> pd.DataFrame:

@@ -169,12 +169,20 @@ def synthetic_rating_chunks(
 
     Lets callers write millions of users to Parquet shards without holding them all in memory.
     """
+    cat, user_seq = _setup(n_users, n_items, n_features, interactions_per_user, seed, preference, zipf_exponent)
+    yield from _user_chunks(cat, user_seq, n_users, interactions_per_user, preference)
+
+
+def _setup(n_users, n_items, n_features, interactions_per_user, seed, preference, zipf_exponent):
+    """Validate, then derive the item catalogue and the users' seed sequence from ``seed``."""
     _check(n_users, n_items, n_features, interactions_per_user)
     if not 0.0 <= preference <= 1.0:
         raise ConfigError(f"synthetic data: preference must be in [0, 1], got {preference!r}")
-    root = np.random.SeedSequence(seed)
-    item_seq, user_seq = root.spawn(2)
-    cat = _catalogue(np.random.default_rng(item_seq), n_items, n_features, zipf_exponent)
+    item_seq, user_seq = np.random.SeedSequence(seed).spawn(2)
+    return _catalogue(np.random.default_rng(item_seq), n_items, n_features, zipf_exponent), user_seq
+
+
+def _user_chunks(cat, user_seq, n_users, interactions_per_user, preference) -> Iterator[pd.DataFrame]:
     n_chunks = -(-n_users // CHUNK_USERS)
     for index, chunk_seq in enumerate(user_seq.spawn(n_chunks)):
         first = index * CHUNK_USERS
@@ -207,11 +215,9 @@ def synthetic_dataset(
     zipf_exponent : float
         Exponent of the item popularity power law.
     """
-    chunks = list(synthetic_rating_chunks(n_users, n_items, n_features, interactions_per_user, seed,
-                                          preference=preference, zipf_exponent=zipf_exponent))
-    ratings = pd.concat(chunks, ignore_index=True)
-    cat = _catalogue(np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0]), n_items, n_features,
-                     zipf_exponent)
+    cat, user_seq = _setup(n_users, n_items, n_features, interactions_per_user, seed, preference, zipf_exponent)
+    ratings = pd.concat(list(_user_chunks(cat, user_seq, n_users, interactions_per_user, preference)),
+                        ignore_index=True)
     width = max(2, len(str(n_features - 1)))
     rows, cols = np.nonzero(cat.membership)
     features = pd.DataFrame({

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.data.schema import harmonise_id_types
 from receval.metrics.distance import ItemDistance
 from receval.metrics.models import Relevance, RelevanceScale, free_discovery, popularity_complement
 
@@ -30,7 +29,11 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
 
 @dataclass
 class EvaluationContext:
-    """Everything global to an evaluation, built once from the full train, test and features."""
+    """Everything global to an evaluation, built once from the full train, test and features.
+
+    :meth:`build` expects id columns of one type across the frames
+    (:func:`receval.data.schema.harmonise_id_types`, which :func:`receval.metrics.engine.evaluate` applies).
+    """
 
     items: pd.Index
     test_users: pd.Index
@@ -59,8 +62,6 @@ class EvaluationContext:
         distance: str | None,
         catalog_size: int | None = None,
     ) -> EvaluationContext:
-        train, test, recs, features = harmonise_id_types(train, test, recs, features, column="item")
-        train, test, recs = harmonise_id_types(train, test, recs, column="user")
         item_parts = [train["item"], test["item"], recs["item"]]
         if features is not None:
             item_parts.append(features["item"])
@@ -204,8 +205,13 @@ class Batch:
         return cache[key]
 
     def relevant(self, threshold: float) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return self.valid & (self.ratings >= threshold)
+        """Whether each listed item is relevant (test rating ≥ threshold); shared by the families."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = ("relevant", threshold)
+        if key not in cache:
+            with np.errstate(invalid="ignore"):
+                cache[key] = self.valid & (self.ratings >= threshold)
+        return cache[key]
 
     @cached_property
     def pair_block(self) -> np.ndarray:

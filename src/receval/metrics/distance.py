@@ -8,7 +8,7 @@ An item without features has NaN distance to everything (RankSys
 receval is cosine over the item's train user vector (item → {user: rating}), i.e. the same model
 with the train matrix as features (metrics.md §4).
 
-Distances are produced in blocks — one ``K × K`` block per user of a batch — so that EILD, ILD and
+Pairs are produced in blocks — one ``K × K`` block per user of a batch — so that EILD, ILD and
 all their relevance/discount variants share one computation.
 """
 
@@ -58,17 +58,6 @@ class ItemDistance:
         sub = mat[uniq]
         gram = (sub @ sub.T).toarray()
         return gram[local[:, :, None], local[:, None, :]]
-
-    def block(self, idx: np.ndarray) -> np.ndarray:
-        """Distances ``d(i_k, i_l)`` for each user row of ``idx`` (−1 = no item), NaN where either
-        item has no features or is missing."""
-        safe = np.where(idx >= 0, idx, 0)
-        has = self.has_features[safe] & (idx >= 0)
-        d = self.pair_block(idx)
-        if self.kind == "cosine":
-            d = 1.0 - d
-        d[~(has[:, :, None] & has[:, None, :])] = np.nan
-        return d
 
     def pair_block(self, idx: np.ndarray) -> np.ndarray:
         """The NaN-free block EILD works on: cosine *similarities* for ``cosine`` (0 where an item

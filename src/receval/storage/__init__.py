@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -103,9 +103,6 @@ class Store(ABC):
         for name, data in objects.items():
             self.write_bytes(join(prefix, name), data)
         self.write_json(join(prefix, MARKER), dict(marker or {}))
-
-    def walk(self, prefix: str = "") -> Iterator[str]:
-        yield from self.list(prefix)
 
 
 def open_store(uri: str, **options: Any) -> Store:
