@@ -53,3 +53,21 @@ def test_experiment_writes_figure_and_table_from_the_runs(tmp_path: Path, datase
     assert pixels.shape[0] > 300 and float(np.std(pixels)) > 0.05
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "MF+xQuAD" in page
+    # the findings come from these values: finding 3 on explicit ratings counts MF above UB
+    # relevance-aware; swapping the two algorithms' records rewrites the verdict in the report
+    from receval.experiments.findings import FAILS, HOLDS, PARTLY
+    from receval.experiments.paper import DatasetResult, write_report
+
+    ahead = sum(value[("mf", m, "graded", "none")] > value[("ub", m, "graded", "none")] for m in METRICS)
+    claim = results[0]["findings"][2]["claims"][0]
+    assert claim["passed"] == ahead
+    assert claim["status"] == {0: FAILS, len(METRICS): HOLDS}.get(ahead, PARTLY)
+    swap = {"mf": "ub", "ub": "mf"}
+    swapped = [dict(r, algorithm=swap.get(r.get("algorithm"), r.get("algorithm"))) for r in results[0]["records"]]
+    again = DatasetResult("ml-100k", results[0]["run_id"], 1.0, swapped, implicit=False)
+    write_report([again], tmp_path / "swapped")
+    flipped = again.verdicts()[2].claims[0]
+    assert flipped.passed == len(METRICS) - ahead  # strict comparisons: no ties in these values
+    row = next(line for line in (tmp_path / "swapped" / "tables.md").read_text().splitlines()
+               if line.startswith("| 3 |"))
+    assert f"aware, MF above UB (explicit ratings): {flipped.status} ({flipped.passed}/{len(METRICS)};" in row

@@ -41,4 +41,6 @@ def paper(
     results = run_experiment(data_dir, store, out, names, shards=shards, workers=workers, store_options=options)
     for r in results:
         console.print(f"{r.dataset}: run {r.run_id} in {r.seconds:.0f} s")
+        for verdict in r.verdicts():
+            console.print(f"  finding {verdict.finding}: {verdict.status}", highlight=False)
     console.print(f"wrote {out / 'report.html'}, {out / 'tables.md'} and figure2-*.png")

@@ -22,7 +22,7 @@ import html
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ import pandas as pd
 
 from receval import __version__
 from receval.config import RunConfig
+from receval.experiments.findings import RunValues, Verdict, compare_with_mf, judge
+from receval.results.stats import Comparison
 
 BASELINES = ("mf", "cb", "ub", "avg", "rnd")
 RERANKERS = ("mmr", "xquad", "iaselect")
@@ -62,14 +64,24 @@ def paper_config(dataset: str, data_dir: str | None, shards: int = 4, seed: int 
 
 @dataclass
 class DatasetResult:
+    """One dataset's run: its summary records, whether its data is implicit feedback (from the run's
+    ``run.json``), and the paired per-user comparisons of each re-ranker against MF."""
+
     dataset: str
     run_id: str
     seconds: float
     records: list[dict[str, Any]]
+    implicit: bool = False
+    significance: dict[str, Comparison] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         rows = [r for r in self.records if r.get("kind", "metric") == "metric"]
         return pd.DataFrame.from_records(rows)
+
+    def verdicts(self) -> list[Verdict]:
+        """The paper's findings judged on this run's values (:mod:`receval.experiments.findings`)."""
+        values = RunValues.from_frame(self.frame(), CUTOFF, self.implicit, self.significance)
+        return judge(values, self.dataset, RERANKERS)
 
 
 def run_experiment(
@@ -84,14 +96,21 @@ def run_experiment(
 ) -> list[DatasetResult]:
     """Run every dataset through the pipeline and write the report into ``out``."""
     from receval.pipeline.local import run_local
+    from receval.pipeline.steps import read_run
+    from receval.results.read import load_per_user
+    from receval.storage import open_store
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    opened = open_store(store, **(store_options or {}))
     results = []
     for dataset in datasets:
         config = paper_config(dataset, data_dir, shards=shards)
         run = run_local(config, store, run_id=f"paper-{dataset}-{stamp}", workers=workers, progress=progress,
                         store_options=store_options)
-        results.append(DatasetResult(dataset, run.run_id, run.seconds, run.records))
+        implicit = bool(read_run(opened, run.run_id)["dataset"].get("implicit", False))
+        per_user = {a: load_per_user(opened, run.run_id, a) for a in ("mf",) + RERANKERS}
+        significance = compare_with_mf(per_user, CUTOFF, RERANKERS)
+        results.append(DatasetResult(dataset, run.run_id, run.seconds, run.records, implicit, significance))
     write_report(results, out)
     return results
 
@@ -129,6 +148,41 @@ def markdown(table: pd.DataFrame, digits: int = 4) -> str:
     for algo, row in table.iterrows():
         cells = ["n/a" if pd.isna(v) else f"{v:.{digits}f}" for v in row.to_numpy()]
         lines.append(f"| {LABELS.get(algo, algo)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def findings_rows(results: list[DatasetResult]) -> list[list[str]]:
+    """One row per finding: number, statement, then per dataset "status: evidence"."""
+    verdicts = [r.verdicts() for r in results]
+    rows = []
+    for i, first in enumerate(verdicts[0] if verdicts else []):
+        cells = [f"**{v[i].status}**: {v[i].evidence()}" for v in verdicts]
+        rows.append([str(first.finding), first.title, *cells])
+    return rows
+
+
+def findings_markdown(results: list[DatasetResult]) -> str:
+    head = ["#", "finding (as the paper reports it)"] + [r.dataset for r in results]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in findings_rows(results)]
+    return "\n".join(lines)
+
+
+def significance_table(result: DatasetResult) -> pd.DataFrame:
+    """Re-ranker minus MF per relevance-aware key: mean Δ, bootstrap CI, Holm-corrected p-values."""
+    rows = []
+    for reranker, comparison in result.significance.items():
+        for m in comparison.metrics:
+            rows.append({"algorithm": reranker, "key": m.metric, "delta": m.delta, "ci_low": m.ci_low,
+                         "ci_high": m.ci_high, "t_p_holm": m.t_pvalue_holm, "wilcoxon_p_holm": m.wilcoxon_pvalue_holm})
+    return pd.DataFrame(rows)
+
+
+def significance_markdown(table: pd.DataFrame) -> str:
+    lines = ["| re-ranker − MF | key | Δ | 95% CI | paired t p (Holm) | Wilcoxon p (Holm) |", "|---" * 6 + "|"]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {LABELS.get(r.algorithm, r.algorithm)} | {r.key} | {r.delta:+.4f} | "
+                     f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}] | {r.t_p_holm:.2g} | {r.wilcoxon_p_holm:.2g} |")
     return "\n".join(lines)
 
 
@@ -186,12 +240,18 @@ def write_report(results: list[DatasetResult], out: Path) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'><title>receval: Vargas &amp; Castells 2011 reproduced</title>",
         "<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-        "th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+        "th{background:#f3f3f3}td:first-child{text-align:left}table.findings td{text-align:left;vertical-align:top}img{max-width:100%}</style></head><body>",
         "<h1>Rank and Relevance in Novelty and Diversity Metrics — reproduced with receval</h1>",
         f"<p>receval {html.escape(__version__)}; cutoff {CUTOFF}; threshold τ = {THRESHOLD:g}; "
         "relevance-aware = the paper's graded model; discount exp = 0.85^(k−1).</p>",
     ]
-    md = [f"# Paper reproduction tables (receval {__version__})\n"]
+    md = [f"# Paper reproduction tables (receval {__version__})\n",
+          "## Findings, judged on these runs\n", findings_markdown(results), ""]
+    head = "".join(f"<th>{html.escape(r.dataset)}</th>" for r in results)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c).replace('**', '')}</td>" for c in row) + "</tr>"
+                   for row in findings_rows(results))
+    parts += ["<h2>Findings, judged on these runs</h2>",
+              f"<table class='findings'><tr><th>#</th><th>finding</th>{head}</tr>{body}</table>"]
     for res in results:
         frame = res.frame()
         png = _png(figure2(frame, res.dataset))
@@ -204,15 +264,24 @@ def write_report(results: list[DatasetResult], out: Path) -> Path:
             "<h3>Table 5: MF re-ranked</h3>", _html_table(t5),
             "<h3>Accuracy (for context)</h3>", _html_table(acc),
         ]
+        sig = significance_table(res)
+        if not sig.empty:
+            parts += ["<h3>Re-rankers against MF, per user (relevance-aware)</h3>",
+                      "<pre>" + html.escape(significance_markdown(sig)) + "</pre>"]
         md += [f"## {res.dataset} (run `{res.run_id}`, {res.seconds:.0f} s)\n",
                "### Figure 2 values (no discount)\n", markdown(fig_t), "",
                "### Table 5: MF re-ranked\n", markdown(t5), "",
                "### Accuracy\n", markdown(acc), ""]
+        sig = significance_table(res)
+        if not sig.empty:
+            md += ["### Re-rankers against MF, per user (relevance-aware, paired)\n", significance_markdown(sig), ""]
     parts.append("</body></html>")
     (out / "report.html").write_text("\n".join(parts))
     (out / "tables.md").write_text("\n".join(md) + "\n")
     (out / "results.json").write_text(json.dumps(
-        [{"dataset": r.dataset, "run_id": r.run_id, "seconds": r.seconds, "records": r.records} for r in results],
+        [{"dataset": r.dataset, "run_id": r.run_id, "seconds": r.seconds, "implicit": r.implicit,
+          "records": r.records, "significance": {k: c.to_dict() for k, c in r.significance.items()},
+          "findings": [v.to_dict() for v in r.verdicts()]} for r in results],
         indent=1, default=str))
     return out / "report.html"
 
