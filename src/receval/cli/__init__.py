@@ -40,6 +40,7 @@ _COMMAND_MODULES = (
     "receval.cli.results",
     "receval.cli.cluster",
     "receval.cli.experiment",
+    "receval.cli.tune",
 )
 
 
