@@ -107,3 +107,26 @@ def test_a_run_without_the_algorithms_says_not_applicable(missing):
     records = [r for r in _records(_paper_like) if r["algorithm"] != missing]
     statuses = [v.status for v in judge(RunValues.from_frame(pd.DataFrame(records), 50, False), "x")]
     assert findings.MISSING in statuses
+
+
+def test_mf_vs_ub_table_judges_each_pair_with_finding_3():
+    from receval.experiments.mf_vs_ub import DatasetStudy, table
+
+    def value(a, m, r, d):
+        return {"mf": 0.05, "ub": 0.04, "mf-tuned": 0.03, "ub-tuned": 0.04}.get(a, 0.01) if r == "graded" else 0.8
+
+    labels = ("mf", "ub", "mf-tuned", "ub-tuned")
+    records = [dict(r, algorithm=a) for r in _records(value) if r["algorithm"] == "mf"
+               for a in labels]
+    records = [dict(r, value=value(r["algorithm"], r["metric"], r["relevance"], r["discount"])) for r in records]
+    variants = {a: {"name": a.split("-")[0], "params": {}, "why": ""} for a in labels}
+    explicit = DatasetStudy("ml-x", False, "r", 1.0, {}, variants, records)
+    assert explicit.pair("mf", "ub").claims[0].status == HOLDS
+    assert explicit.pair("mf-tuned", "ub-tuned").claims[0].status == FAILS
+    rows = {line.split(" | ")[1]: line for line in table([explicit]).splitlines()[2:]}
+    assert rows["both at their defaults"].rstrip(" |").endswith(HOLDS)
+    assert rows["both chosen by validation nDCG"].rstrip(" |").endswith(FAILS)
+    # the same values on implicit data: the paper expects UB ahead, so the verdicts swap
+    implicit = DatasetStudy("lastfm-x", True, "r", 1.0, {}, variants, records)
+    assert implicit.pair("mf", "ub").claims[0].status == FAILS
+    assert implicit.pair("mf-tuned", "ub-tuned").claims[0].status == HOLDS
