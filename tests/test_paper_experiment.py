@@ -71,3 +71,28 @@ def test_experiment_writes_figure_and_table_from_the_runs(tmp_path: Path, datase
     row = next(line for line in (tmp_path / "swapped" / "tables.md").read_text().splitlines()
                if line.startswith("| 3 |"))
     assert f"aware, MF above UB (explicit ratings): {flipped.status} ({flipped.passed}/{len(METRICS)};" in row
+
+
+@pytest.mark.slow
+def test_mf_vs_ub_study_tabulates_its_own_run(tmp_path: Path, datasets_dir: Path):
+    from receval.experiments.mf_vs_ub import run_study
+    from receval.experiments.findings import HOLDS
+
+    grids = {"mf": {"factors": [10], "iterations": [3]},
+             "mf-explicit": {"feedback": ["explicit"], "factors": [10], "iterations": [3]},
+             "ub": {"neighbours": [20, 50]}}
+    [study] = run_study(("ml-100k",), str(datasets_dir), str(tmp_path / "runs"), tmp_path / "out", workers=2,
+                        grids=grids)
+    # the tuned variants carry the validation choice; the study's run trained exactly those settings
+    chosen = {k: v for k, v in study.tuning["mf"]["chosen_params"].items() if k != "seed"}
+    assert study.variants["mf-tuned"]["params"] == chosen
+    ub_values = {row["neighbours"]: row["value"] for row in study.tuning["ub"]["grid"]}
+    assert study.variants["ub-tuned"]["params"]["neighbours"] == max(ub_values, key=ub_values.get)
+    # each table row shows the run's own values and the pair's finding-3 verdict
+    text = (tmp_path / "out" / "mf-vs-ub.md").read_text()
+    row = next(line for line in text.splitlines() if "| both at their defaults |" in line)
+    mf, ub = study.value("mf", "epc"), study.value("ub", "epc")
+    assert f"{mf:.4f} / {ub:.4f}" in row
+    verdict = study.pair("mf", "ub").claims[0]
+    assert verdict.passed == sum(study.value("mf", m) > study.value("ub", m) for m in METRICS)
+    assert row.rstrip(" |").endswith(verdict.status) and (verdict.status == HOLDS) == (verdict.passed == 3)

@@ -37,6 +37,7 @@ DATASETS = ("ml-100k", "ml-latest-small", "lastfm-2k")
 MF_GRID = {"factors": [5, 10, 20, 50, 100], "reg": [0.01, 1.0, 10.0, 50.0], "alpha": [0.1, 1.0]}
 MF_EXPLICIT_GRID = {"feedback": ["explicit"], "factors": [10, 50], "reg": [0.05, 0.1, 0.5]}
 UB_GRID = {"neighbours": [10, 25, 50, 100, 200, 400]}
+GRIDS = {"mf": MF_GRID, "mf-explicit": MF_EXPLICIT_GRID, "ub": UB_GRID}
 
 
 def _config(dataset: str, data_dir: str | None, algorithms: list[Any], shards: int = 2) -> RunConfig:
@@ -97,8 +98,11 @@ def _variants(tuned_mf: dict[str, Any], tuned_explicit: dict[str, Any], tuned_ub
 
 
 def study(dataset: str, data_dir: str | None, store: str, workers: int | None = None,
-          progress: bool = False) -> DatasetStudy:
-    """Tune on validation, then run every variant through the pipeline on the test split."""
+          progress: bool = False, grids: dict[str, dict[str, list[Any]]] | None = None) -> DatasetStudy:
+    """Tune on validation, then run every variant through the pipeline on the test split.
+
+    ``grids`` replaces the grids by variant (``mf``, ``mf-explicit``, ``ub``); default :data:`GRIDS`.
+    """
     from receval.experiments.tune import tune
     from receval.pipeline.local import run_local
     from receval.pipeline.steps import read_run
@@ -106,8 +110,9 @@ def study(dataset: str, data_dir: str | None, store: str, workers: int | None = 
 
     base = _config(dataset, data_dir, ["mf", "ub"])
     tuning: dict[str, Any] = {}
-    for name, label, grid in (("mf", "mf", MF_GRID), ("mf", "mf-explicit", MF_EXPLICIT_GRID), ("ub", "ub", UB_GRID)):
-        result = tune(base, name, grid, cutoff=CUTOFF)
+    grids = {**GRIDS, **(grids or {})}
+    for name, label in (("mf", "mf"), ("mf", "mf-explicit"), ("ub", "ub")):
+        result = tune(base, name, grids[label], cutoff=CUTOFF)
         tuning[label] = result.to_dict()
     drop_seed = lambda params: {k: v for k, v in params.items() if k != "seed"}  # noqa: E731 - the run sets it
     variants = _variants(drop_seed(tuning["mf"]["chosen_params"]), drop_seed(tuning["mf-explicit"]["chosen_params"]),
@@ -165,11 +170,11 @@ def tuning_table(studies: list[DatasetStudy]) -> str:
 
 
 def run_study(datasets: tuple[str, ...], data_dir: str | None, store: str, out: Path,
-              workers: int | None = None) -> list[DatasetStudy]:
+              workers: int | None = None, grids: dict[str, dict[str, list[Any]]] | None = None) -> list[DatasetStudy]:
     out.mkdir(parents=True, exist_ok=True)
     studies = []
     for dataset in datasets:
-        studies.append(study(dataset, data_dir, store, workers=workers))
+        studies.append(study(dataset, data_dir, store, workers=workers, grids=grids))
     text = ["# MF against UB (finding 3)\n", "## Validation tuning\n", tuning_table(studies), "",
             "## Relevance-aware comparison on the test split\n", table(studies), ""]
     (out / "mf-vs-ub.md").write_text("\n".join(text))
