@@ -16,7 +16,8 @@ def register(app: typer.Typer) -> None:
             "Reproduce Vargas & Castells (RecSys 2011): MF, CB, UB, AVG, RND and MF re-ranked by MMR, xQuAD and "
             "IA-Select, at top-50, EPC/EPD/EILD relevance-unaware and relevance-aware (the paper's graded model), "
             "with no discount and with 0.85^(k-1). Each dataset is an ordinary sharded pipeline run in STORE; "
-            "the report (Figure 2 charts, Table 5) goes to --out.\n\n[b]Example[/b]\n\n"
+            "the report (the five findings judged on the runs' values, Figure 2 charts, Table 5, re-rankers against MF per "
+            "user with paired tests) goes to --out.\n\n[b]Example[/b]\n\n"
             "  receval experiment paper --data-dir ../shared/datasets --store ./receval-runs --out paper-report/\n\n"
             "  receval experiment paper --datasets ml-1m --data-dir ~/data   (MovieLens 1M, as in the paper)"
         ),

@@ -12,7 +12,11 @@ ordinary pipeline run (prepare → train → predict → evaluate → aggregate,
   5-star ratings are relevant, p = 1/4 and 3/4 — the same items the usual binary τ = 4 calls relevant.
 
 The report holds, per dataset, Figure 2 (one panel per metric; relevance-unaware row above the
-relevance-aware row) and Table 5 (MF and its re-rankings × metric × discount).
+relevance-aware row) and Table 5 (MF and its re-rankings × metric × discount). It opens with the
+paper's five findings judged on the runs' values (:mod:`receval.experiments.findings`), and it compares
+each re-ranker with MF per user (paired t-test, Wilcoxon, Holm, bootstrap interval:
+:mod:`receval.results.stats`). NGD, the fourth re-ranker of the paper's Table 5, is absent: no
+reachable source defines it (docs/paper-reproduction.md).
 """
 
 from __future__ import annotations
