@@ -1,0 +1,100 @@
+"""The predict step's ``.done`` marker: written only after the recommendations, and the only thing
+that makes a rerun a no-op.
+
+The kill test (test_pipeline_e2e.py) stops predict before either write, so neither the order of
+the two writes nor the no-op check was exercised: a predict that wrote ``.done`` first, or that
+skipped a shard because its parquet existed, passed the suite. Here the recs write fails for real
+(a folder stands where the parquet goes; a store whose volume refuses the object), and a rerun
+after losing the marker must recompute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from receval.cli import main
+from receval.config import RunConfig
+from receval.errors import StoreError
+from receval.metrics.sharding import Shard
+from receval.pipeline import layout, steps
+from receval.storage.local import LocalStore
+
+RUN = "markers"
+SHARD = Shard(0, 2)
+CONFIG = {
+    "dataset": {"name": "synthetic",
+                "synthetic": {"n_users": 60, "n_items": 40, "n_features": 4, "interactions_per_user": 10}},
+    "algorithms": ["pop"],
+    "shards": 2,
+}
+
+
+def trained(store: LocalStore) -> None:
+    steps.prepare_step(store, RUN, RunConfig.from_mapping(CONFIG))
+    steps.train_step(store, RUN, "pop")
+
+
+class FullVolumeForRecs(LocalStore):
+    """A local store whose volume has no room left for recommendation parquets (everything else,
+    markers included, still fits): the disk-full failure of a real predict pod."""
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if key.startswith(layout.recs_prefix(RUN, "pop")) and key.endswith(".parquet"):
+            raise StoreError(f"{self._path(key)}: cannot be written: No space left on device")
+        super().write_bytes(key, data)
+
+
+def test_predict_whose_recs_write_fails_leaves_no_done_marker(tmp_path: Path, capsys):
+    store = LocalStore(tmp_path / "store")
+    trained(store)
+    recs_path = Path(store.uri) / layout.recs_key(RUN, "pop", SHARD)
+    recs_path.mkdir(parents=True)  # a folder where the parquet goes: the rename onto it fails
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--store", store.uri, "--run-id", RUN, "--algorithm", "pop", "--shard", str(SHARD)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("receval: error: ")]
+    assert len(errors) == 1 and str(recs_path) in errors[0] and "Traceback" not in err
+    assert not store.exists(layout.recs_done_key(RUN, "pop", SHARD))
+    with pytest.raises(Exception, match="no .done marker"):
+        steps.evaluate_step(store, RUN, "pop", SHARD)
+    # with the obstacle gone the same step publishes the shard, marker last
+    recs_path.rmdir()
+    assert steps.predict_step(store, RUN, "pop", SHARD) is True
+    marker = store.read_json(layout.recs_done_key(RUN, "pop", SHARD))
+    assert marker["rows"] == len(store.read_parquet(layout.recs_key(RUN, "pop", SHARD))) > 0
+
+
+def test_forced_predict_whose_recs_write_fails_keeps_no_stale_done_marker(tmp_path: Path):
+    # A finished shard recomputed with force on a full volume: the old marker must not survive to
+    # vouch for lists the new attempt did not write.
+    store = LocalStore(tmp_path / "store")
+    trained(store)
+    assert steps.predict_step(store, RUN, "pop", SHARD) is True
+    full = FullVolumeForRecs(store.root)
+    with pytest.raises(StoreError, match="No space left on device"):
+        steps.predict_step(full, RUN, "pop", SHARD, force=True)
+    assert not store.exists(layout.recs_done_key(RUN, "pop", SHARD))
+
+
+def test_predict_rerun_after_its_done_marker_is_removed_recomputes(tmp_path: Path):
+    store = LocalStore(tmp_path / "store")
+    trained(store)
+    assert steps.predict_step(store, RUN, "pop", SHARD) is True
+    recs_key = layout.recs_key(RUN, "pop", SHARD)
+    done_key = layout.recs_done_key(RUN, "pop", SHARD)
+    full = store.read_parquet(recs_key)
+    assert len(full) > 2
+    # As if an earlier attempt died after the parquet but before its marker: a truncated parquet
+    # and no marker. Only the marker says "finished", so the rerun must redo the shard.
+    store.write_parquet(recs_key, full.head(2))
+    store.delete(done_key)
+    assert steps.predict_step(store, RUN, "pop", SHARD) is True
+    again = store.read_parquet(recs_key)
+    pd.testing.assert_frame_equal(again, full)
+    assert store.read_json(done_key)["rows"] == len(full)
+    # and with the marker back, the step is a no-op again
+    assert steps.predict_step(store, RUN, "pop", SHARD) is False
