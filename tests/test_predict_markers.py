@@ -17,7 +17,7 @@ import pytest
 
 from receval.cli import main
 from receval.config import RunConfig
-from receval.errors import StoreError
+from receval.errors import InputError, StoreError
 from receval.metrics.sharding import Shard
 from receval.pipeline import layout, steps
 from receval.storage.local import LocalStore
@@ -59,7 +59,7 @@ def test_predict_whose_recs_write_fails_leaves_no_done_marker(tmp_path: Path, ca
     errors = [line for line in err.splitlines() if line.startswith("receval: error: ")]
     assert len(errors) == 1 and str(recs_path) in errors[0] and "Traceback" not in err
     assert not store.exists(layout.recs_done_key(RUN, "pop", SHARD))
-    with pytest.raises(Exception, match="no .done marker"):
+    with pytest.raises(InputError, match="no .done marker"):
         steps.evaluate_step(store, RUN, "pop", SHARD)
     # with the obstacle gone the same step publishes the shard, marker last
     recs_path.rmdir()
@@ -92,6 +92,9 @@ def test_predict_rerun_after_its_done_marker_is_removed_recomputes(tmp_path: Pat
     # and no marker. Only the marker says "finished", so the rerun must redo the shard.
     store.write_parquet(recs_key, full.head(2))
     store.delete(done_key)
+    # evaluate trusts the marker, not the parquet's presence
+    with pytest.raises(InputError, match="no .done marker"):
+        steps.evaluate_step(store, RUN, "pop", SHARD)
     assert steps.predict_step(store, RUN, "pop", SHARD) is True
     again = store.read_parquet(recs_key)
     pd.testing.assert_frame_equal(again, full)
