@@ -6,7 +6,8 @@ discount, a wrong normaliser, a cache key missing a part, a marker written too e
 on the wrong object, a validation removed, a salted hash, ``>`` for ``>=``). The script copies the
 repository once to a temporary folder (never touching the working tree), then for each mutant
 plants it in the copy, runs the mutant's own small list of test files against the copy
-(``PYTHONPATH=<copy>/src``, ``pytest -x``, a fixed hypothesis seed), and restores the file.
+(``PYTHONPATH=<copy>/src``, ``pytest -x``, a fixed hypothesis seed, no shrinking, no example
+database), and restores the file.
 
 A mutant is *killed* when its tests fail (or error, or time out), *survives* when they pass.
 Mutants that cannot change any result are marked ``equivalent`` with the reason; they run too (a
@@ -208,20 +209,35 @@ class Outcome:
     detail: str = ""
 
 
+# A pytest plugin loaded in the copy: hypothesis without its shrink phase (a killed mutant needs one
+# failing example, not the smallest; shrinking a 230-spec case took minutes per mutant) and without
+# its example database (no failing example of one mutant is replayed against the next).
+HYPOTHESIS_PLUGIN = "_mutation_hypothesis"
+HYPOTHESIS_PROFILE = """\
+from hypothesis import Phase, settings
+
+settings.register_profile("mutation", database=None,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target])
+settings.load_profile("mutation")
+"""
+
+
 def make_copy(shared: Path) -> tuple[Path, Path]:
     """A copy of the repository beside a link to shared/ (tests find the datasets as ../shared)."""
     base = Path(tempfile.mkdtemp(prefix="receval-mutation-"))
     copy = base / "repo"
     shutil.copytree(REPO, copy, ignore=IGNORE, symlinks=True)
+    (copy / f"{HYPOTHESIS_PLUGIN}.py").write_text(HYPOTHESIS_PROFILE)
     (base / "shared").symlink_to(shared)
     return base, copy
 
 
 def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
-    env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONDONTWRITEBYTECODE": "1",
-           "RECEVAL_SHARED": str(copy.parent / "shared")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(copy / "src"), str(copy)]),
+           "PYTHONDONTWRITEBYTECODE": "1", "RECEVAL_SHARED": str(copy.parent / "shared")}
     env.pop("RECEVAL_DEBUG", None)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--hypothesis-seed=0", *tests]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", HYPOTHESIS_PLUGIN,
+           "--hypothesis-seed=0", *tests]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -231,8 +247,6 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
         os.killpg(proc.pid, signal.SIGKILL)  # the pytest process group this script started
         proc.communicate()
         return "timeout", time.perf_counter() - started, ""
-    finally:
-        shutil.rmtree(copy / ".hypothesis", ignore_errors=True)  # no examples carried to the next mutant
     seconds = time.perf_counter() - started
     last = next((line for line in reversed(out.strip().splitlines()) if line.strip()), "")
     if proc.returncode == 0:
