@@ -54,8 +54,9 @@ EPD = "tests/test_epd_profiles.py"
 VS_REF = "tests/test_metrics_vs_reference.py"
 PROPS = "tests/test_metrics_properties.py"
 PIPELINE = "tests/test_pipeline.py"
-MARKERS = "tests/test_predict_markers.py"
+MARKERS = "tests/test_step_markers.py"
 EMPTY_IDS = "tests/test_empty_ids.py"
+INPUT_RULES = "tests/test_input_rules.py"
 SHARDS = "tests/test_shard_stability.py"
 CLI = "tests/test_cli_evaluate.py"
 METRICS = (EPD, VS_REF)
@@ -156,7 +157,9 @@ MUTANTS: list[Mutant] = [
            "hashes = np.array([hash(v) & 0xFFFFFFFFFFFFFFFF for v in values], dtype=np.uint64)", (SHARDS,)),
     Mutant("shard-ids-not-as-text", "metrics/sharding.py",
            "values = np.asarray(pd.Series(users).astype(str).to_numpy(dtype=object))",
-           "values = np.asarray(pd.Series(users).to_numpy(dtype=object))", (SHARDS,)),
+           "values = np.asarray(pd.Series(users).to_numpy(dtype=object))", (SHARDS,),
+           equivalent="pandas' hash_array hashes an object array that is not all strings as its str() values "
+                      "(hashing.py falls back to vals.astype(str)), so 7 and '7' hash alike either way"),
     # ---------------------------------------------------------------- pipeline/steps.py
     Mutant("predict-done-before-recs", "pipeline/steps.py",
            "    store.write_parquet(key, recs)\n"
@@ -176,26 +179,32 @@ MUTANTS: list[Mutant] = [
     Mutant("aggregate-marker-before-summary", "pipeline/steps.py",
            "    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))\n",
            "    store.write_json(marker_key, {})\n"
-           "    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))\n", (PIPELINE,)),
+           "    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))\n", (MARKERS, PIPELINE)),
     Mutant("implicit-grade-not-rounded", "pipeline/steps.py",
            "grade = np.ceil(np.round(5.0 * share.to_numpy(np.float64), 9)).clip(1, 5)",
-           "grade = np.ceil(5.0 * share.to_numpy(np.float64)).clip(1, 5)", (PIPELINE,)),
+           "grade = np.ceil(5.0 * share.to_numpy(np.float64)).clip(1, 5)", (PIPELINE,),
+           equivalent="share is k/n from rank(pct=True); whenever 5k/n is an integer m, 5.0 * fl(k/n) rounds to "
+                      "exactly m (checked for every k <= n < 3000), so the ceiling never moves: the rounding is a guard"),
     # ---------------------------------------------------------------- data/schema.py
     Mutant("empty-id-check-removed", "data/schema.py",
            "    if null.any():\n        pos = int(np.flatnonzero(null)[0])",
-           "    if False:\n        pos = int(np.flatnonzero(null)[0])", (EMPTY_IDS, CLI)),
+           "    if False:\n        pos = int(np.flatnonzero(null)[0])", (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("blank-csv-id-accepted", "data/schema.py",
-           '        null |= (col.astype(str).str.strip() == "").to_numpy()\n', "", (EMPTY_IDS, CLI)),
+           '        null |= (col.astype(str).str.strip() == "").to_numpy()\n', "", (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("test-duplicates-only-if-same-rating", "data/schema.py",
            'pos = _first_duplicate(out, ["user", "item"])\n    if pos is not None:\n        raise InputError(\n'
            '            f"{src.name}: columns',
            'pos = _first_duplicate(out, ["user", "item", "rating"])\n    if pos is not None:\n        raise InputError(\n'
-           '            f"{src.name}: columns', (EMPTY_IDS, CLI)),
+           '            f"{src.name}: columns', (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("negative-rank-accepted", "data/schema.py",
            'out["rank"] = _numeric(frame, "rank", src, allow_negative=False)',
-           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True)', (EMPTY_IDS, CLI)),
+           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True)', (EMPTY_IDS, INPUT_RULES, CLI)),
+    Mutant("train-duplicates-keep-first", "data/schema.py",
+           'return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)\n\n\ndef read_test',
+           'return out.drop_duplicates(subset=["user", "item"], keep="first").reset_index(drop=True)\n\n\ndef read_test',
+           (INPUT_RULES, CLI)),
     Mutant("score-ties-by-item-descending", "data/schema.py",
-           "ascending=[True, False, True]", "ascending=[True, False, False]", (EMPTY_IDS, CLI)),
+           "ascending=[True, False, True]", "ascending=[True, False, False]", (EMPTY_IDS, INPUT_RULES, CLI)),
 ]
 
 

@@ -1,11 +1,12 @@
-"""The predict step's ``.done`` marker: written only after the recommendations, and the only thing
-that makes a rerun a no-op.
+"""Completion markers are written last and are the only proof of a finished step: predict's
+``.done`` and the run's ``_SUCCESS``.
 
 The kill test (test_pipeline_e2e.py) stops predict before either write, so neither the order of
 the two writes nor the no-op check was exercised: a predict that wrote ``.done`` first, or that
-skipped a shard because its parquet existed, passed the suite. Here the recs write fails for real
-(a folder stands where the parquet goes; a store whose volume refuses the object), and a rerun
-after losing the marker must recompute.
+skipped a shard because its parquet existed, passed the suite; so did an aggregate that wrote the
+run's ``_SUCCESS`` before its summary (only the final order of a successful run was checked). Here
+the writes fail for real (a folder stands where the parquet goes; a store whose volume refuses an
+object), and a rerun after losing the marker must recompute.
 """
 
 from __future__ import annotations
@@ -37,14 +38,22 @@ def trained(store: LocalStore) -> None:
     steps.train_step(store, RUN, "pop")
 
 
-class FullVolumeForRecs(LocalStore):
-    """A local store whose volume has no room left for recommendation parquets (everything else,
-    markers included, still fits): the disk-full failure of a real predict pod."""
+class FullVolume(LocalStore):
+    """A local store whose volume has no room left for the objects ``refused`` picks (everything
+    else, markers included, still fits): the disk-full failure of a real pod."""
+
+    def __init__(self, root, refused):
+        super().__init__(root)
+        self.refused = refused
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        if key.startswith(layout.recs_prefix(RUN, "pop")) and key.endswith(".parquet"):
+        if self.refused(key):
             raise StoreError(f"{self._path(key)}: cannot be written: No space left on device")
         super().write_bytes(key, data)
+
+
+def recs_parquet(key: str) -> bool:
+    return key.startswith(layout.recs_prefix(RUN, "pop")) and key.endswith(".parquet")
 
 
 def test_predict_whose_recs_write_fails_leaves_no_done_marker(tmp_path: Path, capsys):
@@ -74,7 +83,7 @@ def test_forced_predict_whose_recs_write_fails_keeps_no_stale_done_marker(tmp_pa
     store = LocalStore(tmp_path / "store")
     trained(store)
     assert steps.predict_step(store, RUN, "pop", SHARD) is True
-    full = FullVolumeForRecs(store.root)
+    full = FullVolume(store.root, recs_parquet)
     with pytest.raises(StoreError, match="No space left on device"):
         steps.predict_step(full, RUN, "pop", SHARD, force=True)
     assert not store.exists(layout.recs_done_key(RUN, "pop", SHARD))
@@ -101,3 +110,20 @@ def test_predict_rerun_after_its_done_marker_is_removed_recomputes(tmp_path: Pat
     assert store.read_json(done_key)["rows"] == len(full)
     # and with the marker back, the step is a no-op again
     assert steps.predict_step(store, RUN, "pop", SHARD) is False
+
+
+def test_aggregate_whose_summary_write_fails_leaves_the_run_incomplete(tmp_path: Path):
+    store = LocalStore(tmp_path / "store")
+    trained(store)
+    for index in range(SHARD.count):
+        shard = Shard(index, SHARD.count)
+        steps.predict_step(store, RUN, "pop", shard)
+        steps.evaluate_step(store, RUN, "pop", shard)
+    # the run-level summary.json is the last data object before run.json and _SUCCESS
+    full = FullVolume(store.root, lambda key: key == layout.summary_key(RUN))
+    with pytest.raises(StoreError, match="No space left on device"):
+        steps.aggregate_step(full, RUN)
+    assert not store.exists(layout.run_marker_key(RUN))
+    assert store.read_json(layout.run_json_key(RUN))["status"] != "complete"
+    records = steps.aggregate_step(store, RUN)  # the rerun on a volume with room completes the run
+    assert store.exists(layout.run_marker_key(RUN)) and store.read_json(layout.summary_key(RUN)) == records
