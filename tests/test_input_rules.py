@@ -3,7 +3,8 @@
 * a duplicate (user, item) in test is an error even when the two ratings differ (the CLI test
   repeated an identical row, so a check over (user, item, rating) passed);
 * duplicate train rows are merged keeping the last rating (decision 9.4);
-* lists given only by score are ranked by score descending, then item id ascending (decision 9.5).
+* lists given only by score are ranked by score descending, then item id ascending (decision 9.5);
+* numeric ids too long for int64 stay text (they used to collapse into one integer).
 
 Expected frames and messages are written out by hand from those rules.
 """
@@ -51,3 +52,13 @@ def test_lists_by_score_break_ties_by_item_id_ascending(tmp_path: Path):
     assert recs.values.tolist() == [[1, 40, 1], [1, 7, 2], [1, 12, 3], [1, 30, 4]]
     strings = write(tmp_path, "recs-str.csv", "user,item,score", "b,y,0.2", "b,z,0.3", "b,x,0.2")
     assert schema.read_recs(strings).values.tolist() == [["b", "z", 1], ["b", "x", 2], ["b", "y", 3]]
+
+
+def test_numeric_ids_beyond_int64_stay_distinct(tmp_path: Path):
+    # 20-digit ids (hashed or snowflake-style ids) do not fit int64: they were all cast to
+    # -9223372036854775808, silently merging three users into one. They stay text instead.
+    users = ["123456789012345678901", "123456789012345678902", "99999999999999999999"]
+    path = write(tmp_path, "test.csv", "user,item,rating", *(f"{u},{k},5" for k, u in enumerate(users, 10)))
+    test = schema.read_test(path)
+    assert test["user"].tolist() == users
+    assert test["item"].tolist() == [10, 11, 12]  # short numeric ids are still integers

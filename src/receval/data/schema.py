@@ -96,7 +96,7 @@ def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
         return col.astype(np.int64)
     text = col.astype(str).str.strip()
     as_int = pd.to_numeric(text, errors="coerce")
-    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and text.str.fullmatch(r"-?\d+").all():
+    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and text.str.fullmatch(r"-?\d{1,18}").all():
         return as_int.astype(np.int64)
     return text
 
