@@ -256,6 +256,10 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
         os.killpg(proc.pid, signal.SIGKILL)  # the pytest process group this script started
         proc.communicate()
         return "timeout", time.perf_counter() - started, ""
+    except BaseException:  # interrupted or terminated: take our pytest down with us
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     seconds = time.perf_counter() - started
     last = next((line for line in reversed(out.strip().splitlines()) if line.strip()), "")
     if proc.returncode == 0:
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the outcomes here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the copy is removed and pytest stopped
 
     mutants = MUTANTS
     if args.only:
