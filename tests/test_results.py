@@ -396,7 +396,7 @@ def test_cli_errors_are_one_line_exit_2(store_root, capsys):
         (["results", "show", str(store_root), "nope"], f"run nope not found in {store_root}"),
         (["results", "show", str(store_root), "latest", "--format", "xml"], "--format xml: expected one of"),
         (["results", "show", str(store_root), "latest", "--cutoff", "7"], "--cutoff 7: no record at this cutoff"),
-        (["results", "show", str(store_root), "latest", "--algorithms", "svd"], "--algorithms: svd not in this run"),
+        (["results", "show", str(store_root), "latest", "--algorithms", "svd"], "--algorithm: svd not in this run"),
         (["results", "list", str(store_root / "missing")], "no such folder"),
         (["results", "list", str(store_root), "--endpoint-url", "http://x"], "--endpoint-url applies to s3:// stores only"),
         (["results", "compare", str(store_root), "latest"], None),  # two algorithms: fine, see below

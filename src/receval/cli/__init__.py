@@ -16,6 +16,20 @@ import typer
 from receval import __version__
 from receval.errors import ReceValError
 
+def _flags_take_no_value() -> None:
+    """Show no ``<bool>`` metavar for flags (typer's rich help prints one, though flags take no value)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if self.is_flag else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 app = typer.Typer(
     name="receval",
     help=(
@@ -53,7 +67,8 @@ def _version_callback(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit.",
+        show_default=False,
     ),
 ) -> None:
     """receval command line."""
@@ -81,8 +96,10 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: our errors become one line on stderr and exit code 2."""
+    from receval.cli._common import modernise_argv
+
     try:
-        app(args=argv, prog_name="receval")
+        app(args=modernise_argv(sys.argv[1:] if argv is None else argv), prog_name="receval")
     except ReceValError as exc:
         typer.echo(f"receval: error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -1,22 +1,204 @@
-"""Small helpers shared by the CLI modules: progress, console, option parsing."""
+"""What every CLI module shares: the option vocabulary, list parsing, output width, tables that fit, progress.
+
+One owner for each: an option that means the same thing in two commands is declared here once
+(:func:`cutoff_option`, :func:`metric_option`, :func:`algorithm_option`) and parsed here once
+(:func:`split_list`, :func:`int_list`); old spellings are mapped in :data:`OLD_SPELLINGS`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
+import typer
 from rich.console import Console
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
+# ------------------------------------------------------------------------------------------------ vocabulary
+
+# Spellings of receval <= 0.x that still work for one release; they are rewritten before parsing, so they
+# appear in no --help. Remove them in the release after next.
+OLD_SPELLINGS = {"--cutoffs": "--cutoff", "--metrics": "--metric", "--algorithms": "--algorithm"}
+
+
+def modernise_argv(argv: Sequence[str]) -> list[str]:
+    """Rewrite :data:`OLD_SPELLINGS` (``--cutoffs 10`` and ``--cutoffs=10``) up to a ``--`` terminator."""
+    out: list[str] = []
+    rest = False
+    for arg in argv:
+        if arg == "--":
+            rest = True
+        if not rest:
+            name, eq, value = arg.partition("=")
+            if name in OLD_SPELLINGS:
+                arg = OLD_SPELLINGS[name] + eq + value
+        out.append(arg)
+    return out
+
+
+def split_list(values: str | Sequence[str] | None) -> list[str]:
+    """Values of a list option: repeated (``--metric a --metric b``), comma-separated (``a,b``) or both.
+
+    A comma inside brackets belongs to the value: ``epc[binary,exp]@10,ndcg`` is two metrics.
+    """
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in re.split(r",(?![^\[]*\])", str(item)) if part.strip()]
+
+
+def int_list(values: str | Sequence[str] | None, option: str) -> list[int]:
+    """Whole numbers of a list option (``--cutoff 10,50 --cutoff 100``); a bad one is a one-line error."""
+    from receval.errors import ConfigError
+
+    texts = split_list(values)
+    bad = next((t for t in texts if not re.fullmatch(r"\d+", t)), None)
+    if bad is not None:
+        raise ConfigError(f"{option} {bad!r}: expected whole numbers, e.g. {option} 10,50")
+    return [int(t) for t in texts]
+
+
+def cutoff_option(default: str | None = None, help: str = "Cutoffs N of the top-N lists", **kw: Any) -> Any:
+    """``--cutoff/-k``: ``10,50`` or repeated."""
+    return typer.Option(
+        [default] if default else None, "--cutoff", "-k", metavar="N[,N...]",
+        help=f"{help}; repeat or comma-separate, e.g. --cutoff 10,50.", show_default=default or False, **kw,
+    )
+
+
+def metric_option(help: str = "Metrics: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K", show_default: Any = False,
+                  **kw: Any) -> Any:
+    """``--metric/-m``: names or keys, repeated or comma-separated."""
+    return typer.Option(None, "--metric", "-m", metavar="METRIC[,...]",
+                        help=f"{help}; repeat or comma-separate.", show_default=show_default, **kw)
+
+
+def algorithm_option(help: str = "Algorithms", show_default: Any = False, **kw: Any) -> Any:
+    """``--algorithm/-a``: labels, repeated or comma-separated."""
+    return typer.Option(None, "--algorithm", "-a", metavar="NAME[,...]",
+                        help=f"{help}; repeat or comma-separate.", show_default=show_default, **kw)
+
+
+def flag(help: str, *names: str, **kw: Any) -> Any:
+    """A boolean flag: present or absent, no value."""
+    return typer.Option(False, *names, help=help, show_default=False, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def output_width() -> int:
+    """Columns to lay tables out in: ``$COLUMNS``, else the terminal's, else 200 (a pipe or a log)."""
+    text = os.environ.get("COLUMNS", "")
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return 200
+
+
+def out_console() -> Console:
+    """A console for tables on stdout that never wraps a row at a width it was not given."""
+    return Console(width=output_width(), highlight=False, soft_wrap=False)
+
+
+def fit_tables(
+    title: str | None,
+    keys: Sequence[tuple[str, str]],
+    values: Sequence[tuple[str, str]],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    *,
+    wrap: Sequence[str] = (),
+) -> list[Any]:
+    """Rich tables showing every cell whole within ``width`` columns.
+
+    ``keys`` and ``values`` are ``(header, justify)``; each row has one cell (rich markup) per key and
+    value. The value columns are split into consecutive groups, each shown with the key columns again,
+    so that no group is wider than ``width``; nothing is ever cut to ``…`` (a column wider than the
+    page alone folds). Columns named in ``wrap`` may wrap at spaces instead (lists of names).
+    """
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    probe = Console(width=10_000, highlight=False)
+    n_keys = len(keys)
+
+    def build(group: Sequence[int], heading: str | None) -> Table:
+        table = Table(title=heading, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      header_style="bold", collapse_padding=False)
+        for header, justify in [*keys, *(values[i] for i in group)]:
+            table.add_column(header, justify=justify, no_wrap=header not in wrap, overflow="fold")
+        for row in rows:
+            table.add_row(*row[:n_keys], *(row[n_keys + i] for i in group))
+        return table
+
+    def needed(group: Sequence[int]) -> int:
+        table = build(group, None)
+        if wrap:
+            return Measurement.get(probe, probe.options, table).minimum
+        return Measurement.get(probe, probe.options, table).maximum
+
+    groups: list[list[int]] = []
+    for i in range(len(values)):
+        if groups and needed([*groups[-1], i]) <= width:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    if not groups:
+        groups = [[]]
+    tables = []
+    for number, group in enumerate(groups, 1):
+        # the title once, above the first group; the later groups continue it
+        tables.append(build(group, title if number == 1 else None))
+    return tables
+
+
+def print_tables(tables: Sequence[Any], out: Console | None = None) -> None:
+    out = out or out_console()
+    for table in tables:
+        out.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def log_line(message: str) -> None:
+    """One plain progress line on stderr (for pipes and pod logs, where bars would be noise)."""
+    print(f"receval: {message}", file=sys.stderr, flush=True)
+
 
 @contextlib.contextmanager
-def progress_bar(description: str, enabled: bool = True) -> Iterator:
-    """A rich progress bar on stderr (only on a terminal); yields ``update(done, total)``."""
-    if not enabled or not sys.stderr.isatty():
+def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on a terminal, else one log line when it starts and one when it ends.
+
+    Yields ``update(done, total)``.
+    """
+    if not enabled:
         yield lambda done, total: None
+        return
+    if not stderr_is_terminal():
+        seen = {"total": 0}
+
+        def remember(done: int, total: int) -> None:
+            seen["total"] = total
+
+        log_line(f"{description} ...")
+        yield remember
+        log_line(f"{description}: done" + (f" ({seen['total']})" if seen["total"] else ""))
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -32,9 +214,30 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator:
         yield update
 
 
-def split_csv(values: list[str] | None) -> list[str]:
-    """Accept both repeated options and comma-separated lists."""
-    out: list[str] = []
-    for v in values or []:
-        out += [p.strip() for p in v.split(",") if p.strip()]
-    return out
+def pipeline_log_lines() -> None:
+    """Log the pipeline's stage lines (``receval.pipeline`` INFO) on stderr in this process.
+
+    Step functions run in worker processes too; those keep their per-shard lines to themselves, so a
+    local run prints one line per stage, not one per shard.
+    """
+    logger = logging.getLogger("receval.pipeline")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (not at creation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("receval: %(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass

@@ -8,13 +8,20 @@ from typing import Optional
 
 import typer
 
-from receval.cli._common import console, err_console, progress_bar, split_csv
+from receval.cli._common import console, cutoff_option, err_console, flag, int_list, metric_option, progress_bar, split_list
+
+_REQUIRED = "Required (unless pipeline mode)"
+_FORMATS = "Input formats"
 
 EVALUATE_HELP = """Compute novelty, diversity, accuracy, intent-aware and aggregate metrics of recommendation lists.
 
-Inputs are Parquet or CSV (by extension; CSV with a header). Columns: train [b]user,item[,rating][/b];
+Inputs are Parquet, CSV or TSV (by extension). Columns: train [b]user,item[,rating][/b];
 test [b]user,item,rating[/b]; recs [b]user,item,rank[/b] or [b]user,item,score[/b] (ranked by score desc, item asc);
-features [b]item,feature[,weight][/b].
+features [b]item,feature[,weight][/b]. Common other names (user_id, item_id, userId, movieId, RecBole's
+user_id:token...) are recognised, others mapped with --columns or --user-col...; a line on stderr says which
+mapping was used. TREC run files ([b]qid Q0 docno rank score tag[/b]) are read as recs and qrels as test
+(.trec, .qrels or a name with "qrels", or --input-format trec). A .tsv whose first row names no column is
+headerless, as Elliot and RecBole write them: user,item,rating[,timestamp]; recs user,item,score.
 
 With no metric options it reports the default set at each cutoff: precision, recall, AP, RR, nDCG;
 EPC, EFD, EPD, EILD under relevance {none, binary} x discount {none, exp(0.85)}; ILD; alpha-nDCG;
@@ -26,9 +33,13 @@ With --shard I/N it evaluates only that shard's users and writes its partial sta
 
 [b]Examples[/b]
 
-  receval evaluate --train train.parquet --test test.parquet --recs recs.parquet --features genres.csv --cutoff 10 --cutoff 50 --out results/
+  receval evaluate --train train.parquet --test test.parquet --recs recs.parquet --features genres.csv --cutoff 10,50 --out results/
 
   receval evaluate ... --metric 'eild[graded,log]' --metric epc --relevance none,binary --discount exp --out r/
+
+  receval evaluate --train train.tsv --test qrels.txt --recs run.trec --out r/
+
+  receval evaluate --train ratings.csv --test test.csv --recs recs.csv --columns user=uid,item=sku --out r/
 
   receval evaluate ... --shard 3/8 --out partial-3/   (then: receval merge partial-*/ --out results/)
 """
@@ -48,29 +59,37 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate(
-    train: Optional[Path] = typer.Option(None, "--train", help="Train interactions (user,item[,rating]).", show_default=False),
-    test: Optional[Path] = typer.Option(None, "--test", help="Test interactions (user,item,rating).", show_default=False),
-    recs: Optional[Path] = typer.Option(None, "--recs", help="Recommendations (user,item,rank|score).", show_default=False),
+    train: Optional[Path] = typer.Option(None, "--train", help="Train interactions (user,item[,rating]).", show_default=False, rich_help_panel=_REQUIRED),
+    test: Optional[Path] = typer.Option(None, "--test", help="Test interactions (user,item,rating) or TREC qrels.", show_default=False, rich_help_panel=_REQUIRED),
+    recs: Optional[Path] = typer.Option(None, "--recs", help="Recommendations (user,item,rank|score) or a TREC run.", show_default=False, rich_help_panel=_REQUIRED),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder (or s3:// URI).", show_default=False, rich_help_panel=_REQUIRED),
     features: Optional[Path] = typer.Option(None, "--features", help="Item features (item,feature[,weight]).", show_default=False),
-    out: Optional[str] = typer.Option(None, "--out", help="Output folder (or s3:// URI).", show_default=False),
-    cutoff: list[int] = typer.Option([10], "--cutoff", "-k", help="Cutoff N; repeat for several (computed in one pass)."),
+    cutoff: Optional[list[str]] = cutoff_option("10", help="Cutoffs N (computed in one pass)"),
     threshold: float = typer.Option(4.0, "--threshold", help="Relevance threshold τ (rating >= τ is relevant)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Evaluate only shard I of N (I/N, 0-based), write its partial state."),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", "-m", help="Metric to report: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K; repeat or comma-separate."),
-    relevance: Optional[list[str]] = typer.Option(None, "--relevance", help="Relevance models for bare novelty/diversity metrics: none, binary, background, graded, ndcg, err."),
-    discount: Optional[list[str]] = typer.Option(None, "--discount", help="Rank discounts for bare novelty/diversity metrics: none, log, exp, reciprocal."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Evaluate only shard I of N (I/N, 0-based), write its partial state.", show_default=False),
+    metric: Optional[list[str]] = metric_option(help="Metrics to report: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K"),
+    relevance: Optional[list[str]] = typer.Option(None, "--relevance", metavar="MODEL[,...]", help="Relevance models for bare novelty/diversity metrics: none, binary, background, graded, ndcg, err.", show_default=False),
+    discount: Optional[list[str]] = typer.Option(None, "--discount", metavar="DISCOUNT[,...]", help="Rank discounts for bare novelty/diversity metrics: none, log, exp, reciprocal.", show_default=False),
     distance: str = typer.Option("cosine", "--distance", help="Item distance: cosine or jaccard over features, or ratings (cosine over train user vectors)."),
     alpha: float = typer.Option(0.5, "--alpha", help="alpha-nDCG redundancy penalty."),
     exp_base: float = typer.Option(0.85, "--exp-base", help="Base b of the exp discount b^(k-1)."),
     background: float = typer.Option(0.0, "--background", help="Prior relevance of unjudged items (background model)."),
     epd_profile: str = typer.Option("unweighted", "--epd-profile", help="EPD profile: unweighted (RankSys) or relevance (the paper's weighted profile)."),
-    catalog: Optional[int] = typer.Option(None, "--catalog", help="Catalogue size for Gini (default: items in train ∪ test)."),
+    catalog: Optional[int] = typer.Option(None, "--catalog", help="Catalogue size for Gini.", show_default="items in train ∪ test"),
     output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
     threads: int = typer.Option(0, "--threads", help="User batches computed at once (0: one per core); results do not depend on it."),
-    store: Optional[str] = typer.Option(None, "--store", help="Pipeline mode: the store holding the run folder.", rich_help_panel="Pipeline step"),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Pipeline mode: the run.", rich_help_panel="Pipeline step"),
-    algorithm: Optional[str] = typer.Option(None, "--algorithm", help="Pipeline mode: the algorithm whose shard to evaluate.", rich_help_panel="Pipeline step"),
-    force: bool = typer.Option(False, "--force", help="Pipeline mode: recompute a finished shard.", rich_help_panel="Pipeline step"),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="COL=NAME[,...]", help="The files' column names, e.g. user=user_id,item=movieId (common names are recognised without it).", show_default=False, rich_help_panel=_FORMATS),
+    user_col: Optional[str] = typer.Option(None, "--user-col", help="Column holding the user id.", show_default=False, rich_help_panel=_FORMATS),
+    item_col: Optional[str] = typer.Option(None, "--item-col", help="Column holding the item id.", show_default=False, rich_help_panel=_FORMATS),
+    rating_col: Optional[str] = typer.Option(None, "--rating-col", help="Column holding the rating (train, test).", show_default=False, rich_help_panel=_FORMATS),
+    score_col: Optional[str] = typer.Option(None, "--score-col", help="Column holding the score (recs).", show_default=False, rich_help_panel=_FORMATS),
+    rank_col: Optional[str] = typer.Option(None, "--rank-col", help="Column holding the rank (recs).", show_default=False, rich_help_panel=_FORMATS),
+    input_format: str = typer.Option("auto", "--input-format", help="auto (by extension: .parquet, .csv, .tsv, .trec/qrels) or trec (recs as a TREC run, test and train as qrels).", rich_help_panel=_FORMATS),
+    no_header: bool = flag("Text inputs have no header row: columns in the documented order (user,item,rating[,timestamp]; recs user,item,score).", "--no-header", rich_help_panel=_FORMATS),
+    store: Optional[str] = typer.Option(None, "--store", help="Pipeline mode: the store holding the run folder.", show_default=False, rich_help_panel="Pipeline step"),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Pipeline mode: the run.", show_default=False, rich_help_panel="Pipeline step"),
+    algorithm: Optional[str] = typer.Option(None, "--algorithm", "-a", help="Pipeline mode: the algorithm whose shard to evaluate.", show_default=False, rich_help_panel="Pipeline step"),
+    force: bool = flag("Pipeline mode: recompute a finished shard.", "--force", rich_help_panel="Pipeline step"),
 ) -> None:
     from receval.errors import ConfigError
     from receval.metrics.sharding import Shard
@@ -95,13 +114,14 @@ def evaluate(
     from receval.pipeline.evaluation import write_partial, write_results
     from receval.storage import open_store
 
-    cutoffs = tuple(cutoff)
+    cutoffs = tuple(int_list(cutoff, "--cutoff")) or (10,)
     config_kw = dict(threshold=threshold, exp_base=exp_base, background=background)
     EvaluationConfig(cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw)
     specs = None
     if metric:
         specs = tuple(
-            parse_specs(metric, cutoffs, relevance=split_csv(relevance) or None, discount=split_csv(discount) or None, **config_kw)
+            parse_specs(split_list(metric), cutoffs, relevance=split_list(relevance) or None,
+                        discount=split_list(discount) or None, **config_kw)
         )
     elif relevance or discount:
         raise ConfigError("--relevance/--discount select variants of --metric; give --metric too (e.g. --metric epc,eild)")
@@ -112,10 +132,16 @@ def evaluate(
         threads=threads or os.cpu_count() or 1, **config_kw,
     )
     # Read and validate everything before touching the output folder.
-    train_df = schema.read_train(train)
-    test_df = schema.read_test(test)
-    recs_df = schema.read_recs(recs)
-    features_df = schema.read_features(features) if features is not None else None
+    from receval.data.formats import layout_from_options
+
+    layout = layout_from_options(
+        columns, user_col=user_col, item_col=item_col, rating_col=rating_col, score_col=score_col, rank_col=rank_col,
+        input_format=input_format, no_header=no_header, report=lambda line: err_console.print(f"input: {line}", soft_wrap=True, markup=False),
+    )
+    train_df = schema.read_train(train, layout)
+    test_df = schema.read_test(test, layout)
+    recs_df = schema.read_recs(recs, layout)
+    features_df = schema.read_features(features, layout) if features is not None else None
     with progress_bar("evaluating users") as update:
         state = run_engine(train_df, test_df, recs_df, features_df, config, shard=shard_obj, progress=update)
     for note in state.notes:
@@ -131,7 +157,7 @@ def evaluate(
 
 def merge_command(
     parts: list[str] = typer.Argument(..., help="Folders (or s3:// URIs) holding the shards' partial states."),
-    out: str = typer.Option(..., "--out", help="Output folder (or s3:// URI)."),
+    out: str = typer.Option(..., "--out", help="Output folder (or s3:// URI).", show_default=False),
     output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
 ) -> None:
     from receval.pipeline.evaluation import merge_partials, write_results

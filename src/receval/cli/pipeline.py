@@ -8,18 +8,20 @@ machine through the same step functions.
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from typing import Any, Optional
 
 import typer
 
-from receval.cli._common import console, err_console, split_csv
+from receval.cli._common import (
+    algorithm_option, cutoff_option, err_console, fit_tables, flag, int_list, log_line, out_console, output_width,
+    pipeline_log_lines, print_tables, split_list, stderr_is_terminal,
+)
 
 _STEP = "Step options"
 
 STORE_HELP = "Where run folders live: a local folder or s3://bucket/prefix."
-ENDPOINT_HELP = "S3 endpoint for s3:// stores (e.g. http://127.0.0.1:8333; default: AWS_ENDPOINT_URL)."
+ENDPOINT_HELP = "S3 endpoint for s3:// stores, e.g. http://127.0.0.1:8333."
+ENDPOINT_DEFAULT = "$AWS_ENDPOINT_URL"
 RUN_ID_HELP = "The run: its folder is STORE/runs/RUN_ID/."
 
 RUN_HELP = """Run the whole pipeline on this machine: prepare → train → predict → evaluate → aggregate.
@@ -36,9 +38,9 @@ with the same --run-id resumes: finished steps are skipped.
 
   receval run
 
-  receval run --dataset ml-100k --data-dir /data/recsys --cutoffs 10,50 --shards 4
+  receval run --dataset ml-100k --data-dir /data/recsys --cutoff 10,50 --shards 4
 
-  receval run --config examples/lastfm.yaml --algorithms pop,ub,mf --format json
+  receval run --config examples/lastfm.yaml --algorithm pop,ub,mf --format json
 
   receval run --config run.yaml --store s3://bucket/receval --endpoint-url http://127.0.0.1:8333
 """
@@ -112,56 +114,27 @@ def _store_options(endpoint_url: str | None) -> dict[str, Any]:
     return {"endpoint_url": endpoint_url} if endpoint_url else {}
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of the record (not at creation)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("receval: %(message)s"))
-
-    @property  # type: ignore[override]
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
 def _log_steps() -> None:
     """Step commands log one line per stage (and per predict batch) on stderr: the pod's log."""
-    logger = logging.getLogger("receval.pipeline")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    pipeline_log_lines()
 
 
 def parse_cutoffs(values: list[str] | None) -> list[int] | None:
-    from receval.errors import ConfigError
-
-    texts = split_csv(values)
-    if not texts:
-        return None
-    try:
-        return [int(t) for t in texts]
-    except ValueError:
-        bad = next(t for t in texts if not t.lstrip("-").isdigit())
-        raise ConfigError(f"--cutoffs {bad!r}: expected whole numbers, e.g. --cutoffs 10,50") from None
+    return int_list(values, "--cutoff") or None
 
 
 # ------------------------------------------------------------------------------------------------ steps
 
 
 def prepare_command(
-    store: str = typer.Option(..., "--store", help=STORE_HELP),
-    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP),
+    store: str = typer.Option(..., "--store", help=STORE_HELP, show_default=False),
+    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP, show_default=False),
     config: Optional[str] = typer.Option(None, "--config", help="Run configuration, YAML or JSON: a path or s3:// URI.", show_default=False),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name (overrides the configuration).", show_default=False),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets (default: $RECEVAL_DATA or ~/.cache/receval).", show_default=False),
-    cutoffs: Optional[list[str]] = typer.Option(None, "--cutoffs", envvar="RECEVAL_CUTOFFS", help="Cutoffs, e.g. 10,50 (overrides the configuration).", show_default=False),
-    force: bool = typer.Option(False, "--force", help="Prepare again even if the dataset is published."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
+    cutoffs: Optional[list[str]] = cutoff_option(help="Cutoffs (override the configuration)", envvar="RECEVAL_CUTOFFS"),
+    force: bool = flag("Prepare again even if the dataset is published.", "--force"),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.config import flag_overrides, load_config
     from receval.pipeline import steps
@@ -173,11 +146,11 @@ def prepare_command(
 
 
 def train_command(
-    store: str = typer.Option(..., "--store", help=STORE_HELP),
-    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP),
-    algorithm: str = typer.Option(..., "--algorithm", help="Algorithm label of the run's configuration (rnd, pop, avg, ub, ib, cb, mf...)."),
-    force: bool = typer.Option(False, "--force", help="Train again even if the model is saved."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    store: str = typer.Option(..., "--store", help=STORE_HELP, show_default=False),
+    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP, show_default=False),
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help="Algorithm label of the run's configuration (rnd, pop, avg, ub, ib, cb, mf...).", show_default=False),
+    force: bool = flag("Train again even if the model is saved.", "--force"),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.pipeline import steps
 
@@ -186,12 +159,12 @@ def train_command(
 
 
 def predict_command(
-    store: str = typer.Option(..., "--store", help=STORE_HELP),
-    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP),
-    algorithm: str = typer.Option(..., "--algorithm", help="Algorithm label."),
-    shard: str = typer.Option(..., "--shard", help="Shard I/N (0-based), e.g. 3/8."),
-    force: bool = typer.Option(False, "--force", help="Predict again even if the shard is done."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    store: str = typer.Option(..., "--store", help=STORE_HELP, show_default=False),
+    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP, show_default=False),
+    algorithm: str = typer.Option(..., "--algorithm", "-a", help="Algorithm label.", show_default=False),
+    shard: str = typer.Option(..., "--shard", help="Shard I/N (0-based), e.g. 3/8.", show_default=False),
+    force: bool = flag("Predict again even if the shard is done.", "--force"),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.metrics.sharding import Shard
     from receval.pipeline import steps
@@ -202,10 +175,10 @@ def predict_command(
 
 
 def aggregate_command(
-    store: str = typer.Option(..., "--store", help=STORE_HELP),
-    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP),
-    force: bool = typer.Option(False, "--force", help="Aggregate again even if the run is complete."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    store: str = typer.Option(..., "--store", help=STORE_HELP, show_default=False),
+    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP, show_default=False),
+    force: bool = flag("Aggregate again even if the run is complete.", "--force"),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.pipeline import steps
 
@@ -214,10 +187,10 @@ def aggregate_command(
 
 
 def mark_failed_command(
-    store: str = typer.Option(..., "--store", help=STORE_HELP),
-    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP),
-    reason: str = typer.Option("", "--reason", help="Why the run failed (recorded in run.json)."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    store: str = typer.Option(..., "--store", help=STORE_HELP, show_default=False),
+    run_id: str = typer.Option(..., "--run-id", help=RUN_ID_HELP, show_default=False),
+    reason: str = typer.Option("", "--reason", help="Why the run failed (recorded in run.json).", show_default=False),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.pipeline import steps
 
@@ -230,16 +203,16 @@ def mark_failed_command(
 
 def run_command(
     config: Optional[str] = typer.Option(None, "--config", help="Run configuration, YAML or JSON (path or s3:// URI).", show_default=False),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset: synthetic (default), ml-100k, ml-latest-small, ml-1m, ..., lastfm-2k.", show_default=False),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets (default: $RECEVAL_DATA or ~/.cache/receval).", show_default=False),
-    algorithms: Optional[list[str]] = typer.Option(None, "--algorithms", help="Algorithms, comma-separated (default: rnd,pop,avg,ub,ib,cb,mf).", show_default=False),
-    cutoffs: Optional[list[str]] = typer.Option(None, "--cutoffs", help="Cutoffs, comma-separated (default: 10,50).", show_default=False),
-    shards: Optional[int] = typer.Option(None, "--shards", help="User shards of predict and evaluate (default: 4).", show_default=False),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: the number of CPUs; 1 = no process pool).", show_default=False),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset: synthetic, ml-100k, ml-latest-small, ml-1m, ..., lastfm-2k.", show_default="synthetic"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
+    algorithms: Optional[list[str]] = algorithm_option(help="Algorithms", show_default="rnd,pop,avg,ub,ib,cb,mf"),
+    cutoffs: Optional[list[str]] = cutoff_option("10,50"),
+    shards: Optional[int] = typer.Option(None, "--shards", help="User shards of predict and evaluate.", show_default="4"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (1 = no process pool).", show_default="the number of CPUs"),
     store: str = typer.Option("./receval-runs", "--store", help=STORE_HELP),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id (default: YYYYMMDD-HHMMSS-DATASET, UTC); an existing one resumes.", show_default=False),
-    output_format: str = typer.Option("table", "--format", help="What to print: table (compact) or json (every record)."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=False),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id; an existing one resumes.", show_default="YYYYMMDD-HHMMSS-DATASET, UTC"),
+    output_format: str = typer.Option("table", "--format", help="What to print: table (compact) or json (the run id, where it is, every record)."),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.config import flag_overrides, load_config
     from receval.errors import ConfigError
@@ -249,27 +222,40 @@ def run_command(
         raise ConfigError(f"--format {output_format!r}: choose table or json")
     if endpoint_url and not store.startswith("s3://"):
         raise ConfigError(f"--endpoint-url applies to s3:// stores only, not to {store}")
-    overrides = flag_overrides(dataset=dataset, data_dir=data_dir, algorithms=split_csv(algorithms) or None,
+    overrides = flag_overrides(dataset=dataset, data_dir=data_dir, algorithms=split_list(algorithms) or None,
                                cutoffs=parse_cutoffs(cutoffs), shards=shards)
     cfg = load_config(config, overrides, **_store_options(endpoint_url))
     result = run_local(cfg, store, run_id=run_id, workers=workers, progress=True,
-                       store_options=_store_options(endpoint_url))
-    if output_format == "json":
-        typer.echo(json.dumps(result.records, indent=2))
-        return
-    cutoff = max(cfg.evaluation.cutoffs)
-    table = compact_table(result.records, cutoff, cfg.labels, title=_title(cfg, cutoff))
-    # piped into a file or a CI log: no terminal width to respect, never elide a number
-    out = console
-    if not console.is_terminal:
-        from rich.console import Console
-
-        out = Console(highlight=False, width=240)
-    out.print(table)
+                       store_options=_store_options(endpoint_url), on_stage=_stage_reporter(cfg))
     from receval.pipeline import layout
 
     where = f"{result.store_uri.rstrip('/')}/{layout.summary_key(result.run_id)}"
-    err_console.print(f"run {result.run_id}: {result.seconds:.1f}s; every value in {where}")
+    if output_format == "json":
+        typer.echo(json.dumps({"run_id": result.run_id, "store": result.store_uri, "summary": where,
+                               "seconds": round(result.seconds, 3), "records": result.records}, indent=2))
+        return
+    cutoff = max(cfg.evaluation.cutoffs)
+    print_tables(compact_tables(result.records, cutoff, cfg.labels, output_width(), title=_title(cfg, cutoff)),
+                 out_console())
+    err_console.print(f"run {result.run_id}: {result.seconds:.1f}s; every value in {where}", soft_wrap=True,
+                      markup=False)
+
+
+def _stage_reporter(cfg: Any):
+    """``on_stage`` of :func:`run_local`: a log line per stage on a pipe; on a terminal, a line naming what the
+    bars below it belong to."""
+    steps_line = (f"{cfg.dataset.name}: train, predict, evaluate {len(cfg.labels)} algorithms "
+                  f"({', '.join(cfg.labels)}) × {cfg.shards} shards")
+    lines = {"prepare": f"{cfg.dataset.name}: prepare (load and split)", "steps": steps_line,
+             "aggregate": f"{cfg.dataset.name}: aggregate"}
+
+    def on_stage(stage: str) -> None:
+        if not stderr_is_terminal():
+            log_line(lines.get(stage, f"{cfg.dataset.name}: {stage}"))
+        elif stage == "steps":
+            err_console.print(f"[bold]{steps_line}[/bold]", soft_wrap=True)
+
+    return on_stage
 
 
 def _title(cfg: Any, cutoff: int) -> str:
@@ -296,19 +282,11 @@ def _number(value: float | None) -> str:
     return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def compact_table(records: list[dict[str, Any]], cutoff: int, algorithms: list[str], title: str | None = None):
-    """A rich table: one row per algorithm, the :data:`COMPACT_COLUMNS` at ``cutoff``."""
-    from rich.table import Table
-
-    from rich import box
-
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("algorithm")
+def compact_tables(records: list[dict[str, Any]], cutoff: int, algorithms: list[str], width: int,
+                   title: str | None = None) -> list:
+    """Rich tables, one row per algorithm, the :data:`COMPACT_COLUMNS` at ``cutoff``, in groups that fit ``width``."""
     columns = [c for c in COMPACT_COLUMNS
                if any(pick(records, a, c[0], cutoff, c[1], c[2]) is not None for a in algorithms)]
-    for *_, header in columns:
-        table.add_column(header, justify="right")
-    for algo in algorithms:
-        values = [pick(records, algo, m, cutoff, rel, disc) for m, rel, disc, _ in columns]
-        table.add_row(algo, *(_number(v) for v in values))
-    return table
+    rows = [[algo, *(_number(pick(records, algo, m, cutoff, rel, disc)) for m, rel, disc, _ in columns)]
+            for algo in algorithms]
+    return fit_tables(title, [("algorithm", "left")], [(header, "right") for *_, header in columns], rows, width)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from receval.cli._common import (
+    algorithm_option, cutoff_option, fit_tables, int_list, metric_option, out_console, output_width, print_tables,
+    split_list,
+)
 from receval.errors import ConfigError, StoreError
 
 results_app = typer.Typer(
@@ -26,7 +29,7 @@ results_app = typer.Typer(
 
 _STORE = typer.Argument(..., help="Results store: a local folder or s3://bucket/prefix.", show_default=False)
 _ENDPOINT = typer.Option(
-    None, "--endpoint-url", help="S3 endpoint for s3:// stores (e.g. http://127.0.0.1:8333).", show_default=False
+    None, "--endpoint-url", help="S3 endpoint for s3:// stores, e.g. http://127.0.0.1:8333.", show_default="$AWS_ENDPOINT_URL"
 )
 
 
@@ -61,10 +64,7 @@ def _choice(value: str, option: str, choices: tuple[str, ...]) -> str:
 
 
 def _console():
-    from rich.console import Console
-
-    # Piped output keeps whole rows on one line instead of wrapping at 80 columns.
-    return Console(width=None if sys.stdout.isatty() else 240, highlight=False, soft_wrap=False)
+    return out_console()
 
 
 def _json_default(value: Any) -> Any:
@@ -135,24 +135,26 @@ def list_command(
         typer.echo(f"no runs in {store}" + (" matching the filters" if since or until or status else ""))
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=escape(f"runs in {store}"), title_justify="left")
-    for column in ("run", "created (UTC)", "status", "dataset", "algorithms", "cutoffs"):
-        table.add_column(column)
     style = {"complete": "green", "partial": "yellow", "failed": "red"}
+    rows = []
     for run in runs:
         created = run.created.strftime("%Y-%m-%d %H:%M") if run.created else "?"
         status_text = run.status + (f" ({run.failure})" if run.failure else "")
-        table.add_row(
+        rows.append([
             escape(run.run_id),
             created,
             f"[{style[run.status]}]{escape(status_text)}[/]",
             escape(run.dataset),
             escape(", ".join(run.algorithms)),
             ", ".join(map(str, run.cutoffs)),
-        )
-    _console().print(table)
+        ])
+    # the run id is what one copies: never folded; algorithms and a failure reason wrap at spaces
+    print_tables(fit_tables(
+        escape(f"runs in {store}"), [("run", "left")],
+        [(c, "left") for c in ("created (UTC)", "status", "dataset", "algorithms", "cutoffs")], rows,
+        output_width(), wrap=("status", "algorithms"),
+    ))
 
 
 # -- show -----------------------------------------------------------------------------------------
@@ -184,21 +186,24 @@ def show_command(
     store: str = _STORE,
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
     output: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
-    metrics: str = typer.Option(None, "--metrics", help="Metric names or keys, e.g. epc,ndcg or epc[binary,exp]@10."),
-    cutoff: int = typer.Option(None, "--cutoff", help="Only this cutoff."),
-    algorithms: str = typer.Option(None, "--algorithms", help="Only these algorithms (comma-separated)."),
+    metrics: list[str] = metric_option(help="Only these metric names or keys, e.g. epc,ndcg or epc[binary,exp]@10"),
+    cutoff: list[str] = cutoff_option(help="Only these cutoffs"),
+    algorithms: list[str] = algorithm_option(help="Only these algorithms"),
     digits: int = typer.Option(4, "--digits", help="Decimals in table and markdown output."),
     endpoint_url: str = _ENDPOINT,
 ) -> None:
-    """Show a run's summary: one table per cutoff, algorithms as rows, metric definitions as columns.
+    """Show a run's summary: one table per cutoff, metric definitions as rows, algorithms as columns.
 
-    Example:  receval results show receval-runs latest --metrics epc,efd,eild --cutoff 10
+    The best value of each row is bold; algorithms that do not fit the width go into a further table.
+
+    Example:  receval results show receval-runs latest --metric epc,efd,eild --cutoff 10
     """
     from receval.results.tables import format_value, long_frame, select, to_markdown, wide_tables
 
     _choice(output, "--format", ("table", "json", "csv", "markdown"))
     run_id, _info, summary = _load_for_display(_open(store, endpoint_url), run)
-    chosen = select(summary, metrics=metrics, cutoff=cutoff, algorithms=algorithms)
+    cutoffs = int_list(cutoff, "--cutoff")
+    chosen = select(summary, metrics=split_list(metrics), cutoff=cutoffs or None, algorithms=split_list(algorithms))
     if output == "json":
         _echo_json(long_frame(chosen).astype(object).where(long_frame(chosen).notna(), None).to_dict(orient="records"))
         return
@@ -210,24 +215,23 @@ def show_command(
         typer.echo(to_markdown(tables, digits), nl=False)
         return
     from rich.markup import escape
-    from rich.table import Table
 
-    console = _console()
+    width = output_width()
     for k, wide in tables.items():
         title = f"{run_id} @{k}" if k is not None else f"{run_id} (no cutoff)"
-        table = Table(title=escape(title), title_justify="left")
-        table.add_column("algorithm")
-        for column in wide.columns:
-            table.add_column(escape(str(column)), justify="right")
+        # transposed: a row per metric definition (long labels), a column per algorithm (short names)
         best = wide.max(axis=0, skipna=True)
-        for algorithm, row in wide.iterrows():
+        rows = []
+        for column in wide.columns:
+            values = wide[column]
             cells = []
-            for column, value in row.items():
+            for value in values:
                 text = format_value(value, digits)
-                is_best = wide[column].notna().sum() > 1 and value == best[column]
+                is_best = values.notna().sum() > 1 and value == best[column]
                 cells.append(f"[bold]{text}[/]" if is_best else text)
-            table.add_row(escape(str(algorithm)), *cells)
-        console.print(table)
+            rows.append([escape(str(column)), *cells])
+        print_tables(fit_tables(escape(title), [("metric", "left")],
+                                [(escape(str(a)), "right") for a in wide.index], rows, width))
 
 
 # -- compare --------------------------------------------------------------------------------------
@@ -235,18 +239,13 @@ def show_command(
 
 def _comparison_table(comparison, console) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     level = comparison.confidence
-    table = Table(
-        title=escape(f"{comparison.label_b} vs {comparison.label_a} (delta = B - A; {comparison.note()})"),
-        title_justify="left",
-    )
-    for column in ("metric", "users", "mean A", "mean B", "delta", f"{level:.0%} CI", "p t (Holm)", "p W (Holm)", "d_z"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
+    headers = ("users", "mean A", "mean B", "delta", f"{level:.0%} CI", "p t (Holm)", "p W (Holm)", "d_z")
+    rows = []
     for m in comparison.metrics:
         significant = m.wilcoxon_pvalue_holm < 1 - level and m.t_pvalue_holm < 1 - level
-        table.add_row(
+        rows.append([
             escape(m.metric),
             str(m.users),
             _fmt(m.mean_a),
@@ -256,8 +255,10 @@ def _comparison_table(comparison, console) -> None:
             _fmt_p(m.t_pvalue_holm),
             _fmt_p(m.wilcoxon_pvalue_holm),
             _fmt(m.cohen_dz, 2),
-        )
-    console.print(table)
+        ])
+    title = escape(f"{comparison.label_b} vs {comparison.label_a} (delta = B - A; {comparison.note()})")
+    print_tables(fit_tables(title, [("metric", "left")], [(h, "right") for h in headers], rows, output_width()),
+                 console)
 
 
 @results_app.command("compare")
@@ -265,12 +266,10 @@ def compare_command(
     store: str = _STORE,
     run_a: str = typer.Argument(..., help="Run id (or 'latest') of side A.", show_default=False),
     run_b: str = typer.Argument(None, help="Run id of side B; omit to compare two algorithms of RUN_A.", show_default=False),
-    algorithms: str = typer.Option(
-        None,
-        "--algorithms",
-        help="A,B: two algorithms of one run; A: one algorithm in both runs; omitted with two runs: every shared algorithm.",
+    algorithms: list[str] = algorithm_option(
+        help="A,B: two algorithms of one run; A: one algorithm in both runs; omitted with two runs: every shared algorithm",
     ),
-    metrics: str = typer.Option(None, "--metrics", help="Per-user metric names or keys (default: all shared)."),
+    metrics: list[str] = metric_option(help="Per-user metric names or keys", show_default="all shared"),
     output: str = typer.Option("table", "--format", help="table or json."),
     bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples of the mean delta."),
     seed: int = typer.Option(20110101, "--seed", help="Seed of the bootstrap (same seed, same interval)."),
@@ -281,29 +280,30 @@ def compare_command(
 
     Users are matched by id; only users both sides evaluated are compared (a note says when the sets differ).
 
-    Sides: two algorithms of one run (--algorithms A,B), or one algorithm in two runs (RUN_A RUN_B).
+    Sides: two algorithms of one run (--algorithm A,B), or one algorithm in two runs (RUN_A RUN_B).
 
-    Example:  receval results compare receval-runs 2024-05-01-nightly --algorithms pop,ib --metrics epc,ndcg@10
+    Example:  receval results compare receval-runs 2024-05-01-nightly --algorithm pop,ib --metric epc,ndcg@10
     """
-    from receval.results.read import load_per_user, match_metric_columns, read_run_info, resolve_run, split_selectors
+    from receval.results.read import load_per_user, match_metric_columns, read_run_info, resolve_run
     from receval.results.stats import compare_per_user
 
     _choice(output, "--format", ("table", "json"))
     store_obj = _open(store, endpoint_url)
     id_a = resolve_run(store_obj, run_a)
     id_b = resolve_run(store_obj, run_b) if run_b else None
-    names = [a.strip() for a in (algorithms or "").split(",") if a.strip()]
+    names = split_list(algorithms)
+    algorithms = ",".join(names)
     pairs: list[tuple[str, str, str, str]] = []  # (run A, algorithm A, run B, algorithm B)
     if id_b is None:
         if not names:
             known = read_run_info(store_obj, id_a).algorithms
             if len(known) != 2:
                 raise ConfigError(
-                    f"give two algorithms to compare within run {id_a}: --algorithms A,B (algorithms: {', '.join(known)})"
+                    f"give two algorithms to compare within run {id_a}: --algorithm A,B (algorithms: {', '.join(known)})"
                 )
             names = list(known)
         if len(names) != 2:
-            raise ConfigError(f"--algorithms {algorithms}: with one run, name exactly two algorithms A,B")
+            raise ConfigError(f"--algorithm {algorithms}: with one run, name exactly two algorithms A,B")
         pairs.append((id_a, names[0], id_a, names[1]))
     elif len(names) == 2:
         pairs.append((id_a, names[0], id_b, names[1]))
@@ -312,17 +312,17 @@ def compare_command(
     elif not names:
         shared = [a for a in read_run_info(store_obj, id_a).algorithms if a in read_run_info(store_obj, id_b).algorithms]
         if not shared:
-            raise ConfigError(f"runs {id_a} and {id_b} share no algorithm; name them with --algorithms A,B")
+            raise ConfigError(f"runs {id_a} and {id_b} share no algorithm; name them with --algorithm A,B")
         pairs += [(id_a, a, id_b, a) for a in shared]
     else:
-        raise ConfigError(f"--algorithms {algorithms}: name one algorithm (in both runs) or two (A in RUN_A, B in RUN_B)")
+        raise ConfigError(f"--algorithm {algorithms}: name one algorithm (in both runs) or two (A in RUN_A, B in RUN_B)")
 
     comparisons = []
     for ra, aa, rb, ab in pairs:
         frame_a = load_per_user(store_obj, ra, aa)
         frame_b = load_per_user(store_obj, rb, ab)
         shared_columns = [c for c in frame_a.columns if c in set(frame_b.columns) and c != "user"]
-        columns = match_metric_columns(shared_columns, split_selectors(metrics)) if metrics else None
+        columns = match_metric_columns(shared_columns, split_list(metrics)) if metrics else None
         same_run = ra == rb
         comparisons.append(
             compare_per_user(
@@ -360,7 +360,7 @@ def report_command(
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
     out: Path = typer.Option(Path("report.html"), "--out", help="Where to write the HTML page."),
     png: Path = typer.Option(None, "--png", help="Also write the charts as PNG files into this folder."),
-    cutoff: int = typer.Option(None, "--cutoff", help="Cutoff of the novelty/diversity chart (default: the largest)."),
+    cutoff: int = typer.Option(None, "--cutoff", "-k", metavar="N", help="Cutoff of the novelty/diversity chart.", show_default="the largest"),
     endpoint_url: str = _ENDPOINT,
 ) -> None:
     """Write one self-contained HTML page (tables, charts embedded, no network) about a run.
@@ -391,15 +391,18 @@ def report_command(
 @results_app.command("trend")
 def trend_command(
     store: str = _STORE,
-    metric: str = typer.Option(..., "--metric", help="Metric key, e.g. epc[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
-    algorithm: str = typer.Option(None, "--algorithm", help="Only this algorithm."),
-    since: str = typer.Option(None, "--since", help="Only runs created on or after this date."),
-    until: str = typer.Option(None, "--until", help="Only runs created on or before this date."),
+    metric: str = typer.Option(..., "--metric", "-m", help="Metric key, e.g. epc[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
+    algorithms: list[str] = algorithm_option(help="Only these algorithms"),
+    dataset: str = typer.Option(None, "--dataset", help="Only runs on this dataset (required when the runs are on several).", show_default=False),
+    since: str = typer.Option(None, "--since", help="Only runs created on or after this date.", show_default=False),
+    until: str = typer.Option(None, "--until", help="Only runs created on or before this date.", show_default=False),
     output: str = typer.Option("table", "--format", help="table or json."),
-    png: Path = typer.Option(None, "--png", help="Also write the trend chart to this PNG file."),
+    png: Path = typer.Option(None, "--png", help="Also write the trend chart to this PNG file.", show_default=False),
     endpoint_url: str = _ENDPOINT,
 ) -> None:
-    """A metric over the complete (e.g. nightly) runs, oldest first, as a table and a chart.
+    """A metric over the complete (e.g. nightly) runs of one dataset, oldest first, as a table and a chart.
+
+    Values of different datasets are not comparable: when the runs are on several, --dataset says which.
 
     Example:  receval results trend s3://nightly/receval --metric "epc[binary,exp]@10" --algorithm ib --png epc.png
     """
@@ -408,38 +411,48 @@ def trend_command(
 
     _choice(output, "--format", ("table", "json"))
     key = MetricKey.parse(metric)
+    names = split_list(algorithms)
     trend = metric_trend(
         _open(store, endpoint_url),
         key,
-        algorithm=algorithm,
         since=parse_date_option(since, option="--since"),
         until=parse_date_option(until, option="--until", end_of_day=True),
     )
+    if names:
+        trend = trend[trend["algorithm"].isin(names)]
+    datasets = list(dict.fromkeys(trend["dataset"]))
+    if dataset is not None:
+        if dataset not in datasets:
+            raise ConfigError(f"--dataset {dataset}: no complete run in {store} with {key} is on it"
+                              + (f" (datasets: {', '.join(datasets)})" if datasets else ""))
+        trend = trend[trend["dataset"] == dataset]
+    elif len(datasets) > 1:
+        raise ConfigError(f"the runs with {key} are on {len(datasets)} datasets ({', '.join(datasets)}), whose values "
+                          f"do not compare: choose one with --dataset")
+    trend = trend.reset_index(drop=True)
     if trend.empty:
         raise StoreError(
-            f"no complete run in {store} has {key}" + (f" for algorithm {algorithm}" if algorithm else "")
+            f"no complete run in {store} has {key}" + (f" for algorithm {', '.join(names)}" if names else "")
             + f"; `receval results show {store} latest` lists the metrics"
         )
+    label = trend["dataset"].iloc[0]
     if png is not None:
-        write_trend_png(trend, png, f"{key}" + (f" — {algorithm}" if algorithm else ""))
+        write_trend_png(trend, png, f"{key} on {label}" + (f" — {', '.join(names)}" if names else ""))
     if output == "json":
         _echo_json(trend.to_dict(orient="records"))
     else:
         from rich.markup import escape
-        from rich.table import Table
 
         stamps = [c.strftime("%Y-%m-%d %H:%M") if c is not None and not _isnat(c) else "?" for c in trend["created"]]
         wide = trend.assign(stamp=stamps).pivot_table(
-            index=["run_id", "stamp"], columns="algorithm", values="value", aggfunc="first", sort=False
+            index=["run_id", "stamp", "dataset"], columns="algorithm", values="value", aggfunc="first", sort=False
         )
-        table = Table(title=escape(f"{key} over runs"), title_justify="left")
-        table.add_column("run")
-        table.add_column("created (UTC)")
-        for column in wide.columns:
-            table.add_column(escape(str(column)), justify="right")
-        for (run_id, stamp), row in wide.iterrows():
-            table.add_row(escape(str(run_id)), stamp, *(_fmt(v) for v in row))
-        _console().print(table)
+        rows = [[escape(str(run_id)), stamp, escape(str(name)), *(_fmt(v) for v in row)]
+                for (run_id, stamp, name), row in wide.iterrows()]
+        print_tables(fit_tables(
+            escape(f"{key} over runs on {label}"), [("run", "left"), ("created (UTC)", "left"), ("dataset", "left")],
+            [(escape(str(c)), "right") for c in wide.columns], rows, output_width(),
+        ))
     if png is not None:
         typer.echo(f"wrote {png}", err=True)
 

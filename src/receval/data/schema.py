@@ -5,7 +5,8 @@ Every reader here turns a file into a clean :class:`pandas.DataFrame` or raises
 offending row (1-based data row; for CSV also the line number) or user. Nothing below this layer
 validates again: the metrics assume clean frames.
 
-Contracts (CSV files have a header; Parquet by column name; ids may be integers or strings):
+Contracts (by column name; ids may be integers or strings). Other names (``user_id``, ``movieId``...), TREC
+run/qrels files and headerless TSV are mapped onto these by :mod:`receval.data.formats`:
 
 ========  ===============================  =====================================================
 role      columns                          rules
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from receval.data import formats
 from receval.errors import InputError
 
 ROLES = ("train", "test", "recs", "features")
@@ -38,11 +40,12 @@ class _Source:
 
     name: str
     csv: bool
+    header_lines: int = 1
 
     def row(self, position: int) -> str:
         """Describe the 0-based data row ``position`` as the user sees it in the file."""
         if self.csv:
-            return f"row {position + 1} (line {position + 2})"
+            return f"row {position + 1} (line {position + 1 + self.header_lines})"
         return f"row {position + 1}"
 
 
@@ -53,7 +56,8 @@ def _show(value: object) -> str:
     return repr(str(value))
 
 
-def _read_raw(path: str | Path) -> tuple[pd.DataFrame, _Source]:
+def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None) -> tuple[pd.DataFrame, _Source]:
+    """The file as strings with receval's column names (mapping, TREC, headerless TSV: :mod:`.formats`)."""
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -64,15 +68,15 @@ def _read_raw(path: str | Path) -> tuple[pd.DataFrame, _Source]:
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
-            return frame, _Source(name, csv=False)
-        if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz"):
-            sep = "\t" if suffix.startswith(".tsv") else ","
-            frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-            return frame, _Source(name, csv=True)
+            return formats.rename(frame, role, layout, name), _Source(name, csv=False)
+        if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt") or formats.is_trec(p, layout or formats.Layout()):
+            frame, header_lines = formats.read(p, role, layout)
+            return frame, _Source(name, csv=True, header_lines=header_lines)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: cannot be read: {first}") from None
-    raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet or .csv")
+    raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet, .csv, .tsv or .trec "
+                     "(or --input-format trec)")
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
@@ -126,9 +130,9 @@ def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
     return int(np.flatnonzero(dup)[0]) if dup.any() else None
 
 
-def read_train(path: str | Path) -> pd.DataFrame:
+def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
-    frame, src = _read_raw(path)
+    frame, src = _read_raw(path, "train", layout)
     _require_columns(frame, src, ("user", "item"))
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
@@ -136,9 +140,9 @@ def read_train(path: str | Path) -> pd.DataFrame:
     return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
 
 
-def read_test(path: str | Path) -> pd.DataFrame:
+def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read test interactions: ``user, item, rating``; duplicates and an empty set are errors."""
-    frame, src = _read_raw(path)
+    frame, src = _read_raw(path, "test", layout)
     _require_columns(frame, src, ("user", "item", "rating"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: test set is empty")
@@ -158,13 +162,13 @@ def read_test(path: str | Path) -> pd.DataFrame:
     return out
 
 
-def read_recs(path: str | Path) -> pd.DataFrame:
+def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read recommendation lists and return them sorted by (user, rank) with a 1-based ``rank``.
 
     Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
     descending, then item id ascending (decision 9.5).
     """
-    frame, src = _read_raw(path)
+    frame, src = _read_raw(path, "recs", layout)
     if "rank" not in frame.columns and "score" in frame.columns:
         _require_columns(frame, src, ("user", "item", "score"))
     else:
@@ -202,9 +206,9 @@ def rank_lists(frame: pd.DataFrame, *, by_rank: bool) -> pd.DataFrame:
     return ordered
 
 
-def read_features(path: str | Path) -> pd.DataFrame:
+def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read item features: ``item, feature[, weight]``; duplicate pairs merged (last weight)."""
-    frame, src = _read_raw(path)
+    frame, src = _read_raw(path, "features", layout)
     _require_columns(frame, src, ("item", "feature"))
     out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
     out["weight"] = _numeric(frame, "weight", src) if "weight" in frame.columns else 1.0

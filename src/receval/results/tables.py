@@ -32,10 +32,10 @@ _split_list = split_selectors
 def select(
     summary: pd.DataFrame,
     metrics: str | Sequence[str] | None = None,
-    cutoff: int | None = None,
+    cutoff: int | Sequence[int] | None = None,
     algorithms: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The summary rows for the given metric selectors, cutoff and algorithms (all when None).
+    """The summary rows for the given metric selectors, cutoffs and algorithms (all when None).
 
     A metric selector is a name (``epc``) or a key (``epc[binary,exp]@10``); see
     :class:`~receval.results.read.MetricKey`. An unknown algorithm or a selector that matches
@@ -47,7 +47,7 @@ def select(
         unknown = [a for a in wanted_algorithms if a not in set(summary["algorithm"])]
         if unknown:
             raise ConfigError(
-                f"--algorithms: {', '.join(unknown)} not in this run (algorithms: "
+                f"--algorithm: {', '.join(unknown)} not in this run (algorithms: "
                 f"{', '.join(sorted(set(summary['algorithm'])))})"
             )
         chosen = chosen[chosen["algorithm"].isin(wanted_algorithms)]
@@ -58,16 +58,18 @@ def select(
             hit = selector.matches(chosen)
             if not hit.any():
                 raise ConfigError(
-                    f"--metrics: {selector} matches no record (metrics: {', '.join(_ordered(set(summary['metric'])))})"
+                    f"--metric: {selector} matches no record (metrics: {', '.join(_ordered(set(summary['metric'])))})"
                 )
             mask |= hit
         chosen = chosen[mask]
-    if cutoff is not None:
-        at_cutoff = pd.to_numeric(chosen["cutoff"], errors="coerce") == cutoff
-        if not at_cutoff.any():
-            cutoffs = sorted({int(c) for c in summary["cutoff"].dropna()})
-            raise ConfigError(f"--cutoff {cutoff}: no record at this cutoff (cutoffs: {', '.join(map(str, cutoffs))})")
-        chosen = chosen[at_cutoff]
+    wanted_cutoffs = [cutoff] if isinstance(cutoff, int) else list(cutoff or [])
+    if wanted_cutoffs:
+        present = pd.to_numeric(chosen["cutoff"], errors="coerce")
+        for k in wanted_cutoffs:
+            if not (present == k).any():
+                cutoffs = sorted({int(c) for c in summary["cutoff"].dropna()})
+                raise ConfigError(f"--cutoff {k}: no record at this cutoff (cutoffs: {', '.join(map(str, cutoffs))})")
+        chosen = chosen[present.isin(wanted_cutoffs)]
     return chosen
 
 
@@ -136,6 +138,13 @@ def long_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def markdown_cell(text: object) -> str:
+    """A table cell that stays one cell and shows as written: ``|`` escaped, ``<``/``>``/``&`` as entities
+    (an algorithm named ``<b>`` or ``a|b`` must not become markup or a new column)."""
+    value = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(tables: dict[int | None, pd.DataFrame], digits: int = 4) -> str:
     """GitHub-flavoured Markdown: one table per cutoff under a ``### @K`` heading."""
     blocks = []
@@ -144,10 +153,10 @@ def to_markdown(tables: dict[int | None, pd.DataFrame], digits: int = 4) -> str:
         lines = [
             f"### {'@' + str(cutoff) if cutoff is not None else 'no cutoff'}",
             "",
-            "| " + " | ".join(h.replace("|", "\\|") for h in header) + " |",
+            "| " + " | ".join(markdown_cell(h) for h in header) + " |",
             "|" + "|".join(["---"] + ["---:"] * len(wide.columns)) + "|",
         ]
         for algorithm, row in wide.iterrows():
-            lines.append("| " + " | ".join([str(algorithm), *(format_value(v, digits) for v in row)]) + " |")
+            lines.append("| " + " | ".join([markdown_cell(algorithm), *(format_value(v, digits) for v in row)]) + " |")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
