@@ -1,6 +1,8 @@
 """The HTML report as a browser renders it: headless Chromium loads the page written by
-``receval results report``, and the test checks the DOM (table rows, charts with a non-zero natural
-size) and that the screenshot is not blank.
+``receval results report`` after the README's Quick start (a real ``receval run``), and the test checks
+the DOM at 1280 px (table rows, no horizontal scroll, one data-quality table with its warnings
+highlighted, Gini labelled as RankSys's 1−G, charts with a non-zero natural size) and that the
+screenshot is not blank.
 
 Needs the Debian package ``chromium`` (``/usr/bin/chromium``); nothing is installed at test time.
 """
@@ -8,8 +10,10 @@ Needs the Debian package ``chromium`` (``/usr/bin/chromium``); nothing is instal
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +38,18 @@ window.addEventListener("load", function () {
   var svgs = Array.prototype.map.call(document.querySelectorAll("svg"), function (s) {
     var box = s.getBoundingClientRect(); return [box.width, box.height];
   });
+  var warn = document.querySelector("table.quality td.warn"), plain = document.querySelector("table.quality td:not(.warn)");
   document.title = "probe:" + JSON.stringify({images: sizes, svgs: svgs,
-    rows: document.querySelectorAll("table.summary tbody tr").length});
+    rows: document.querySelectorAll("table.summary tbody tr").length,
+    pageWidth: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    widest: Math.max.apply(null, Array.prototype.map.call(document.querySelectorAll("table"), function (t) {
+      return t.getBoundingClientRect().right; })),
+    qualityTables: document.querySelectorAll("table.quality").length,
+    warnCells: Array.prototype.map.call(document.querySelectorAll("table.quality td.warn"), function (td) {
+      return [td.parentNode.cells[0].textContent.split(" (")[0],
+              td.closest("table").rows[0].cells[td.cellIndex].textContent]; }),
+    warnBackground: warn ? getComputedStyle(warn).backgroundColor : null,
+    plainBackground: plain ? getComputedStyle(plain).backgroundColor : null});
 });
 </script>
 """
@@ -51,42 +65,56 @@ def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def report_page(tmp_path_factory) -> Path:
-    from tests.test_results import random_side, write_run  # the run-folder helper of the results tests
-
-    root = tmp_path_factory.mktemp("browser")
-    rng = np.random.default_rng(4)
-    users = range(30)
-    write_run(
-        root / "store", "r1", created="2024-05-01T02:00:00Z",
-        per_user={"pop": random_side(rng, users), "ibknn": random_side(rng, users, 0.1), "cb": random_side(rng, users, 0.05)},
-        data_quality={"users_without_list": 2, "items_without_features": 7},
-    )  # fmt: skip
-    page = root / "report.html"
-    try:
-        main(["results", "report", str(root / "store"), "r1", "--out", str(page)])
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    return page
+def quick_start(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """The README's Quick start in a fresh folder: ``receval run``, then ``receval results report``."""
+    root = tmp_path_factory.mktemp("quickstart")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    for argv in (["run"], ["results", "report", "./receval-runs", "latest", "--out", "r.html"]):
+        done = subprocess.run([sys.executable, "-m", "receval", *argv], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    (summary,) = root.glob("receval-runs/runs/*/summary.json")
+    return root / "r.html", json.loads(summary.read_text())
 
 
-def test_dom_has_table_rows_and_charts_with_natural_size(report_page, tmp_path):
+@pytest.fixture(scope="module")
+def report_page(quick_start) -> Path:
+    return quick_start[0]
+
+
+def test_dom_has_table_rows_and_charts_with_natural_size(quick_start, tmp_path):
+    report_page, records = quick_start
     probed = tmp_path / "probed.html"
     probed.write_text(report_page.read_text().replace("</body>", _PROBE + "</body>"))
-    done = _chromium("--virtual-time-budget=10000", "--dump-dom", probed.as_uri(), user_data=tmp_path / "profile")
+    done = _chromium("--window-size=1280,900", "--virtual-time-budget=10000", "--dump-dom", probed.as_uri(),
+                     user_data=tmp_path / "profile")
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     title = re.search(r"<title>probe:(.*?)</title>", dom, re.S)
     assert title, "the probe script did not run: " + dom[:500]
     probe = json.loads(title.group(1).replace("&quot;", '"'))
-    # 3 algorithms × 2 cutoffs (5 and 10) in the summary tables
-    assert probe["rows"] == 6
+    metrics = [r for r in records if r.get("kind", "metric") == "metric"]
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in metrics))
+    # one row per metric definition and cutoff (the default run has no two definitions differing in a parameter)
+    assert probe["rows"] == len({(r["metric"], r["relevance"], r["discount"], r["cutoff"]) for r in metrics})
+    # no horizontal scroll at 1280 px, and no table wider than the window
+    assert probe["viewport"] == 1280
+    assert probe["pageWidth"] <= probe["viewport"] and probe["widest"] <= probe["viewport"]
     assert len(probe["images"]) == 2 and not probe["svgs"]
     for natural_width, natural_height, shown_width in probe["images"]:
         assert natural_width > 100 and natural_height > 100 and shown_width > 100
-    for algorithm in ("pop", "ibknn", "cb"):
-        assert f"<td>{algorithm}</td>" in dom
-    assert "Data quality" in dom and "items_without_features" in dom
+    for algorithm in algorithms:
+        assert f'<th class="algorithm">{algorithm}</th>' in dom
+    # data quality: one compact table, each non-zero problem count highlighted, nothing else
+    assert "Data quality" in dom and probe["qualityTables"] == 1
+    problems = {(r["metric"] + (f" @{r['cutoff']}" if r.get("cutoff") is not None else ""), r["algorithm"])
+                for r in records if r.get("kind") == "data_quality" and r["metric"] != "test_users" and r["value"]}
+    assert problems, "the synthetic run has known data-quality warnings (e.g. lists shorter than the cutoff)"
+    assert {tuple(cell) for cell in probe["warnCells"]} == problems
+    assert probe["warnBackground"] != probe["plainBackground"]
+    # Gini is RankSys's 1 - G, and the page says so
+    assert re.search(r"gini\[none,none\] <small>\(1−G\)</small>", dom)
+    assert "RankSys's 1 − G" in dom
 
 
 def test_screenshot_is_not_blank(report_page, tmp_path):

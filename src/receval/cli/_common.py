@@ -116,15 +116,13 @@ def fit_tables(
     values: Sequence[tuple[str, str]],
     rows: Sequence[Sequence[str]],
     width: int,
-    *,
-    wrap: Sequence[str] = (),
 ) -> list[Any]:
     """Rich tables showing every cell whole within ``width`` columns.
 
     ``keys`` and ``values`` are ``(header, justify)``; each row has one cell (rich markup) per key and
     value. The value columns are split into consecutive groups, each shown with the key columns again,
     so that no group is wider than ``width``; nothing is ever cut to ``…`` (a column wider than the
-    page alone folds). Columns named in ``wrap`` may wrap at spaces instead (lists of names).
+    page alone folds).
     """
     from rich import box
     from rich.measure import Measurement
@@ -137,16 +135,13 @@ def fit_tables(
         table = Table(title=heading, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                       header_style="bold", collapse_padding=False)
         for header, justify in [*keys, *(values[i] for i in group)]:
-            table.add_column(header, justify=justify, no_wrap=header not in wrap, overflow="fold")
+            table.add_column(header, justify=justify, no_wrap=True, overflow="fold")
         for row in rows:
             table.add_row(*row[:n_keys], *(row[n_keys + i] for i in group))
         return table
 
     def needed(group: Sequence[int]) -> int:
-        table = build(group, None)
-        if wrap:
-            return Measurement.get(probe, probe.options, table).minimum
-        return Measurement.get(probe, probe.options, table).maximum
+        return Measurement.get(probe, probe.options, build(group, None)).maximum
 
     groups: list[list[int]] = []
     for i in range(len(values)):

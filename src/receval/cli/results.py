@@ -149,11 +149,10 @@ def list_command(
             escape(", ".join(run.algorithms)),
             ", ".join(map(str, run.cutoffs)),
         ])
-    # the run id is what one copies: never folded; algorithms and a failure reason wrap at spaces
+    # the run id is what one copies: it leads every group, whole
     print_tables(fit_tables(
         escape(f"runs in {store}"), [("run", "left")],
-        [(c, "left") for c in ("created (UTC)", "status", "dataset", "algorithms", "cutoffs")], rows,
-        output_width(), wrap=("status", "algorithms"),
+        [(c, "left") for c in ("created (UTC)", "status", "dataset", "algorithms", "cutoffs")], rows, output_width(),
     ))
 
 

@@ -7,8 +7,12 @@ EILD per algorithm — a relevance-unaware row and a relevance-aware row, one ba
 as in Vargas & Castells (RecSys 2011, Fig. 2) — the rank-discount curves ``disc(k)`` and the
 data-quality report when the run has one.
 
-Charts are drawn with matplotlib on the Agg backend (no display needed); matplotlib is the
-``plots`` extra of the package.
+Charts are drawn with matplotlib on the Agg backend (no display needed); matplotlib is a core
+dependency, so the report works right after ``pip install receval``.
+
+The page is laid out for 1280 px without horizontal scrolling: summary tables have a row per metric
+definition and a column per algorithm (at most :data:`ALGORITHMS_PER_TABLE` per table), and the data
+quality of every algorithm is one table, check × algorithm, with the non-zero problem counts marked.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ NOVELTY_DIVERSITY = ("epc", "efd", "epd", "eild")
 DISCOUNT_ORDER = ("none", "log", "exp", "reciprocal")
 DEFAULT_EXP_BASE = 0.85
 _DPI = 100
+ALGORITHMS_PER_TABLE = 9
+# What a metric name means where the name alone misleads.
+METRIC_NOTES = {
+    "gini": "Gini diversity: RankSys's 1 − G over item exposure (1 = every item recommended equally often, "
+            "0 = all exposure on one item); the reverse of the usual Gini coefficient",
+}
+# Data-quality records that count rather than flag a problem.
+_QUALITY_COUNTS = {"test_users", "users"}
 
 
 def discount_curve(discount: str, k: np.ndarray, exp_base: float = DEFAULT_EXP_BASE) -> np.ndarray:
@@ -170,20 +182,32 @@ def discount_figure(max_rank: int = 20, exp_base: float = DEFAULT_EXP_BASE) -> A
 
 
 def trend_figure(trend: pd.DataFrame, title: str) -> Any:
-    """A metric over runs: one line per algorithm, x = run creation time (or run order)."""
+    """A metric over runs: one line per algorithm (per dataset when there are several), one x position per
+    run, labelled with its id and creation date; the legend sits right of the axes, never over a line."""
     if trend.empty:
         raise StoreError("no complete run has this metric: nothing to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    has_time = trend["created"].notna().all()
-    for algorithm, part in trend.groupby("algorithm", sort=True):
-        xs = pd.to_datetime(part["created"], utc=True) if has_time else part["run_id"]
-        ax.plot(xs, part["value"], marker="o", label=algorithm)
+    runs = trend.drop_duplicates("run_id")[["run_id", "created"]]
+    if runs["created"].notna().all():
+        runs = runs.assign(_t=pd.to_datetime(runs["created"], utc=True)).sort_values("_t", kind="stable")
+    position = {run_id: i for i, run_id in enumerate(runs["run_id"])}
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(position) + 3.5), 4.2))
+    several = "dataset" in trend.columns and trend["dataset"].nunique() > 1
+    keys = ["dataset", "algorithm"] if several else ["algorithm"]
+    for key, part in trend.groupby(keys, sort=True):
+        label = " / ".join(map(str, key)) if several else str(key[0] if isinstance(key, tuple) else key)
+        part = part.assign(_x=part["run_id"].map(position)).sort_values("_x")
+        ax.plot(part["_x"], part["value"], marker="o", label=label)
+    labels = []
+    for run_id, created in zip(runs["run_id"], runs["created"]):
+        stamp = pd.Timestamp(created).strftime("%Y-%m-%d") if created is not None and not pd.isna(created) else ""
+        labels.append(f"{run_id}\n{stamp}" if stamp else str(run_id))
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("run (created, UTC)")
     ax.set_title(title)
     ax.set_ylabel("value")
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    fig.autofmt_xdate()
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
@@ -265,13 +289,17 @@ p.lead { color: var(--muted); margin: 0 0 18px; }
 .status.failed { background:#ffe3e3; color:#a61b1b; }
 dl.meta { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
 dl.meta dt { color: var(--muted); } dl.meta dd { margin: 0; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 13px; margin: 4px 0 12px; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 13px; margin: 4px 0 12px; max-width: 100%; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+td:first-child { white-space: normal; }
 th { background: var(--head); font-weight: 600; position: sticky; top: 0; }
 th:first-child, td:first-child { text-align: left; }
 tbody tr:nth-child(even) td { background: #fbfcfd; } tbody tr:hover td { background: #eef4fb; }
 td.best { font-weight: 700; color: var(--accent); }
+td.warn { background: #fff3c4 !important; color: #8d4a08; font-weight: 600; }
+.warn-mark { color: #8d4a08; } small.note { color: var(--muted); font-weight: 400; }
+ul.notes { color: var(--muted); font-size: 13px; padding-left: 18px; }
+th.algorithm { min-width: 64px; }
 figure { margin: 8px 0 20px; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 13px; }
 code { background: var(--head); padding: 1px 4px; border-radius: 3px; font-size: 13px; }
@@ -312,25 +340,39 @@ def _meta_html(run: RunInfo) -> str:
     return '<dl class="meta">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
+def _metric_label(label: str) -> str:
+    """A metric column label as HTML, with its note (hover and footnote mark) when it has one."""
+    name = label.split("[", 1)[0]
+    if name in METRIC_NOTES:
+        return f'<span title="{_e(METRIC_NOTES[name])}">{_e(label)} <small>(1−G)</small></span>'
+    return _e(label)
+
+
 def _summary_html(summary: pd.DataFrame, digits: int) -> str:
     if summary.empty:
         return "<p>No complete summary records.</p>"
     blocks = []
     for cutoff, wide in wide_tables(summary).items():
-        best = wide.max(axis=0, skipna=True)
-        head = "<tr><th>algorithm</th>" + "".join(f"<th>{_e(c)}</th>" for c in wide.columns) + "</tr>"
-        body = []
-        for algorithm, row in wide.iterrows():
-            cells = []
-            for column, value in row.items():
-                is_best = wide[column].notna().sum() > 1 and pd.notna(value) and value == best[column]
-                cells.append(f'<td{" class=best" if is_best else ""}>{_e(format_value(value, digits))}</td>')
-            body.append(f'<tr class="algorithm-row"><td>{_e(algorithm)}</td>{"".join(cells)}</tr>')
         title = f"@{cutoff}" if cutoff is not None else "without cutoff"
-        blocks.append(
-            f"<h3>{_e(title)}</h3><div class=scroll><table class=summary><thead>{head}</thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>"
-        )
+        blocks.append(f"<h3>{_e(title)}</h3>")
+        best = wide.max(axis=0, skipna=True)
+        algorithms = list(wide.index)
+        for start in range(0, len(algorithms), ALGORITHMS_PER_TABLE):
+            group = algorithms[start:start + ALGORITHMS_PER_TABLE]
+            head = "<tr><th>metric</th>" + "".join(f'<th class="algorithm">{_e(a)}</th>' for a in group) + "</tr>"
+            body = []
+            for column in wide.columns:
+                cells = []
+                for algorithm in group:
+                    value = wide.at[algorithm, column]
+                    is_best = wide[column].notna().sum() > 1 and pd.notna(value) and value == best[column]
+                    cells.append(f'<td{" class=best" if is_best else ""}>{_e(format_value(value, digits))}</td>')
+                body.append(f'<tr class="metric-row"><td>{_metric_label(str(column))}</td>{"".join(cells)}</tr>')
+            blocks.append(f"<table class=summary><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>")
+    names = {str(c).split("[", 1)[0] for c in summary["metric"]} if "metric" in summary else set()
+    notes = [f"<li><b>{_e(n)}</b>: {_e(METRIC_NOTES[n])}.</li>" for n in sorted(names & set(METRIC_NOTES))]
+    if notes:
+        blocks.append(f"<ul class=notes>{''.join(notes)}</ul>")
     return "".join(blocks)
 
 
@@ -342,25 +384,65 @@ def _json_cell(value: Any) -> str:
     return str(value)
 
 
-def _quality_html(quality: Mapping[str, Any]) -> str:
-    blocks = []
+def _quality_rows(quality: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str], list[Any]]:
+    """(check -> algorithm -> value, check -> note, what is neither) from the per-source records.
+
+    Records (``{"algorithm", "metric", "cutoff", "value"}``) and flat ``{check: value}`` mappings are
+    both read; the run-level copies of the algorithms' records collapse into one cell each.
+    """
+    table: dict[str, dict[str, Any]] = {}
+    notes: dict[str, str] = {}
+    other: list[Any] = []
     for source, content in quality.items():
-        items = content if isinstance(content, list) else [content]
-        records = [i for i in items if isinstance(i, Mapping)]
-        blocks.append(f"<h3>{_e(source)}</h3>")
-        if records and all(len(r) and all(not isinstance(v, dict | list) for v in r.values()) for r in records) and len(records) > 1:
-            columns = list(dict.fromkeys(k for r in records for k in r))
-            head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{_e(_json_cell(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in records
-            )
-            blocks.append(f"<div class=scroll><table class=quality><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
-        else:
-            for record in records:
-                rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_json_cell(v))}</td></tr>" for k, v in record.items())
-                blocks.append(f"<table class=quality><thead><tr><th>check</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
-            for other in (i for i in items if not isinstance(i, Mapping)):
-                blocks.append(f"<p><code>{_e(_json_cell(other))}</code></p>")
+        for item in content if isinstance(content, list) else [content]:
+            if isinstance(item, Mapping) and "metric" in item and "value" in item:
+                check = str(item["metric"]) + (f" @{item['cutoff']}" if item.get("cutoff") not in (None, "") else "")
+                table.setdefault(check, {})[str(item.get("algorithm") or source)] = item["value"]
+                if item.get("note"):
+                    notes[check] = str(item["note"])
+            elif isinstance(item, Mapping) and all(not isinstance(v, dict | list) for v in item.values()):
+                for check, value in item.items():
+                    table.setdefault(str(check), {})[str(source)] = value
+            else:
+                other.append(item)
+    return table, notes, other
+
+
+def _is_warning(check: str, value: Any) -> bool:
+    if check.split(" @", 1)[0] in _QUALITY_COUNTS or isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and value != 0
+
+
+def _quality_html(quality: Mapping[str, Any]) -> str:
+    table, notes, other = _quality_rows(quality)
+    blocks = []
+    if table:
+        algorithms = list(dict.fromkeys(a for cells in table.values() for a in cells))
+        warnings = sum(_is_warning(c, v) for c, cells in table.items() for v in cells.values())
+        blocks.append(
+            f"<p class=lead>{warnings} warning{'s' if warnings != 1 else ''}: non-zero problem counts are marked "
+            "<span class=warn-mark>⚠</span>; rows with no problem for any algorithm are left out.</p>"
+            if warnings else "<p class=lead>No warnings: every problem count is zero.</p>"
+        )
+        for start in range(0, len(algorithms), ALGORITHMS_PER_TABLE):
+            group = algorithms[start:start + ALGORITHMS_PER_TABLE]
+            head = "<tr><th>check</th>" + "".join(f"<th>{_e(a)}</th>" for a in group) + "</tr>"
+            rows = []
+            for check, cells in table.items():
+                flagged = [_is_warning(check, cells.get(a)) for a in group]
+                if check.split(" @", 1)[0] not in _QUALITY_COUNTS and not any(flagged) and warnings:
+                    continue
+                note = f' <small class=note>({_e(notes[check])})</small>' if check in notes else ""
+                tds = "".join(
+                    f'<td class=warn title="warning">⚠ {_e(_json_cell(cells[a]))}</td>' if flag
+                    else f"<td>{_e(_json_cell(cells[a])) if a in cells else '–'}</td>"
+                    for a, flag in zip(group, flagged)
+                )
+                rows.append(f'<tr class="quality-row{" warn-row" if any(flagged) else ""}"><td>{_e(check)}{note}</td>{tds}</tr>')
+            blocks.append(f"<table class=quality><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>")
+    for item in other:
+        blocks.append(f"<p><code>{_e(_json_cell(item))}</code></p>")
     return "".join(blocks)
 
 
@@ -397,8 +479,8 @@ def render_html(
         "<h2>Run</h2>",
         _meta_html(run),
         "<h2>Summary</h2>",
-        "<p class=lead>One row per algorithm; columns are <code>metric[relevance,discount]</code>. "
-        "The best value of each column is in bold (higher is better for every metric shown).</p>",
+        "<p class=lead>One row per metric definition <code>metric[relevance,discount]</code>, one column per "
+        "algorithm. The best value of each row is in bold (higher is better for every metric shown).</p>",
         _summary_html(summary, digits),
     ]
     charts = render_charts(summary, cutoff=cutoff, run=run) if charts is None else charts
