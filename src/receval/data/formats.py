@@ -132,8 +132,8 @@ def is_trec(path: Path, layout: Layout) -> bool:
 def read(path: Path, role: str, layout: Layout | None = None) -> tuple[pd.DataFrame, int]:
     """Read a delimited text file of ``role`` with receval's column names; return it and its header lines.
 
-    The frame holds strings (validation is :mod:`receval.data.schema`'s); columns the role does not
-    use are dropped. Parquet never reaches here.
+    The frame holds strings (validation is :mod:`receval.data.schema`'s). Parquet never reaches here
+    (its columns go through :func:`rename` only).
     """
     layout = layout or Layout()
     if is_trec(path, layout):
@@ -193,7 +193,7 @@ def rename(frame: pd.DataFrame, role: str, layout: Layout | None = None, name: s
                 continue
             chosen[ours] = column
     renamed = {theirs: ours for ours, theirs in chosen.items()}
-    out = frame[list(renamed)].rename(columns=renamed) if renamed else frame
+    out = frame.rename(columns=renamed)
     changed = [f"{theirs}→{ours}" for ours, theirs in chosen.items() if theirs != ours]
     if changed:
         how = "mapped" if any(layout.columns.get(o) == t for o, t in chosen.items()) else "recognised"
