@@ -26,7 +26,8 @@ err_console = Console(stderr=True, highlight=False)
 
 # Spellings of receval <= 0.x that still work for one release; they are rewritten before parsing, so they
 # appear in no --help. Remove them in the release after next.
-OLD_SPELLINGS = {"--cutoffs": "--cutoff", "--metrics": "--metric", "--algorithms": "--algorithm"}
+OLD_SPELLINGS = {"--cutoffs": "--cutoff", "--metrics": "--metric", "--algorithms": "--algorithm",
+                 "--datasets": "--dataset"}
 
 
 def modernise_argv(argv: Sequence[str]) -> list[str]:

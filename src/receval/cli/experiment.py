@@ -37,18 +37,21 @@ def register(app: typer.Typer) -> None:
 
 
 def paper(
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets (or env RECEVAL_DATA)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
     store: str = typer.Option("./receval-runs", "--store", help="Store for the runs (folder or s3://bucket/prefix)."),
     out: Path = typer.Option(Path("paper-report"), "--out", help="Folder for report.html, figures and tables."),
-    datasets: str = typer.Option("ml-100k,lastfm-2k", "--datasets", help="Comma-separated dataset names."),
+    datasets: list[str] = typer.Option(["ml-100k,lastfm-2k"], "--dataset", metavar="NAME[,...]", help="Datasets; repeat or comma-separate.", show_default="ml-100k,lastfm-2k"),
     shards: int = typer.Option(4, "--shards", help="User shards per run."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: all cores)."),
-    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint (MinIO, SeaweedFS, Ceph)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes.", show_default="all cores"),
+    endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint (MinIO, SeaweedFS, Ceph).", show_default="$AWS_ENDPOINT_URL"),
 ) -> None:
-    from receval.cli._common import console
+    from receval.cli._common import console, pipeline_log_lines, split_list, stderr_is_terminal
     from receval.experiments.paper import run_experiment
 
-    names = tuple(d.strip() for d in datasets.split(",") if d.strip())
+    if not stderr_is_terminal():
+        pipeline_log_lines()  # a pipe or a pod's log: each run's prepare and aggregate lines name its dataset
+
+    names = tuple(split_list(datasets))
     options = {"endpoint_url": endpoint_url} if endpoint_url else None
     results = run_experiment(data_dir, store, out, names, shards=shards, workers=workers, store_options=options)
     for r in results:
