@@ -528,3 +528,59 @@ def test_cli_on_an_s3_store(store_root, rclone_server, monkeypatch, capsys):
     assert {r["algorithm"]: r["value"] for r in json.loads(out)}["ibknn"] == pytest.approx(frame["eild[binary,exp]@5"].mean())
     code, _, err = cli(capsys, "results", "show", uri, "nope", "--endpoint-url", endpoint)
     assert code == 2 and f"run nope not found in s3://{bucket}/nightly" in err
+
+
+def test_trend_never_mixes_datasets_silently(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    users = list(range(1, 21))
+    for run_id, created, dataset in (("a-ml", "2024-05-01T02:00:00Z", "ml-100k"), ("b-lastfm", "2024-05-02T02:00:00Z", "lastfm-2k"),
+                                     ("c-ml", "2024-05-03T02:00:00Z", "ml-100k")):
+        write_run(tmp_path, run_id, created=created, per_user={"pop": random_side(rng, users)}, dataset=dataset)
+    code, _, err = cli(capsys, "results", "trend", str(tmp_path), "--metric", "eild@5")
+    assert code == 2 and "on 2 datasets (ml-100k, lastfm-2k)" in err and "--dataset" in err
+    code, out, err = cli(capsys, "results", "trend", str(tmp_path), "--metric", "eild@5", "--dataset", "ml-100k", "--format", "json")
+    assert code == 0, err
+    points = json.loads(out)
+    assert [(p["run_id"], p["dataset"]) for p in points] == [("a-ml", "ml-100k"), ("c-ml", "ml-100k")]
+    assert [p["value"] for p in points] == pytest.approx([per_user_of(tmp_path, r, "pop")["eild[binary,exp]@5"].mean() for r in ("a-ml", "c-ml")])
+    code, out, _ = cli(capsys, "results", "trend", str(tmp_path), "--metric", "eild@5", "--dataset", "lastfm-2k")
+    assert code == 0 and "dataset" in out and "lastfm-2k" in out and "b-lastfm" in out and "a-ml" not in out
+    code, _, err = cli(capsys, "results", "trend", str(tmp_path), "--metric", "eild@5", "--dataset", "ml-1m")
+    assert code == 2 and "--dataset ml-1m" in err
+
+
+def test_trend_figure_labels_runs_and_keeps_the_legend_off_the_lines():
+    from receval.results.report import trend_figure
+
+    trend = pd.DataFrame({
+        "run_id": ["n1", "n1", "n2", "n2", "n3", "n3"],
+        "created": pd.to_datetime(["2024-05-01T02:00Z"] * 2 + ["2024-05-02T02:00Z"] * 2 + ["2024-05-03T02:00Z"] * 2),
+        "dataset": ["ml-100k"] * 6, "algorithm": ["pop", "ib"] * 3, "key": ["epc"] * 6,
+        "value": [0.1, 0.2, 0.15, 0.25, 0.12, 0.3],
+    })  # fmt: skip
+    fig = trend_figure(trend, "epc")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["n1\n2024-05-01", "n2\n2024-05-02", "n3\n2024-05-03"]
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    plot_area = ax.get_window_extent(renderer)
+    assert legend.x0 >= plot_area.x1  # right of the axes: it covers no line
+    assert legend.x1 <= fig.bbox.x1  # and is inside the picture
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ib", "pop"]
+
+
+def test_markdown_escapes_pipes_and_markup_in_names(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    write_run(tmp_path, "odd", created="2024-05-01T02:00:00Z",
+              per_user={"a|b": random_side(rng, range(5)), "<b>x</b>": random_side(rng, range(5))})
+    code, out, err = cli(capsys, "results", "show", str(tmp_path), "odd", "--format", "markdown", "--cutoff", "5")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| a\\|b | ") and rows[2].startswith("| &lt;b&gt;x&lt;/b&gt; | ")
+    # every row has as many cells as the header (an unescaped | would add one)
+    import re
+
+    cells = [len(re.split(r"(?<!\\)\|", line)) for line in rows]
+    assert len(set(cells)) == 1 and "<b>" not in out
