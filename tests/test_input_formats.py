@@ -154,3 +154,19 @@ def test_recbole_type_suffixes_and_line_numbers_of_headerless_files(tmp_path):
         schema.read_test(headerless)
     with pytest.raises(ConfigError, match="--columns 'user'"):
         formats.parse_columns("user")
+
+
+def test_config_table_takes_the_same_mapping(tmp_path):
+    from receval.config import TableConfig
+    from receval.data.loaders import load_table
+
+    path = tmp_path / "ratings.csv"
+    pd.DataFrame({"userId": [1, 1, 2], "movieId": [10, 11, 10], "stars": [5, 3, 4]}).to_csv(path, index=False)
+    table = TableConfig(path=str(path), columns={"user": "userId", "item": "movieId", "rating": "stars"})
+    assert (table.user, table.item, table.rating) == ("userId", "movieId", "stars")
+    mapped = load_table(table.path, user=table.user, item=table.item, rating=table.rating)
+    recognised = load_table(path, rating="stars")  # userId and movieId are common names
+    assert mapped.ratings.to_dict("list") == recognised.ratings.to_dict("list") == {
+        "user": [1, 1, 2], "item": [10, 11, 10], "rating": [5.0, 3.0, 4.0]}
+    with pytest.raises(ValueError, match="unknown column 'usr'"):
+        TableConfig(path=str(path), columns={"usr": "userId"})

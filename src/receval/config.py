@@ -52,7 +52,12 @@ class SyntheticConfig(_Section):
 
 
 class TableConfig(_Section):
-    """Your own interactions (``dataset.name: table``), read by :func:`receval.data.loaders.load_table`."""
+    """Your own interactions (``dataset.name: table``), read by :func:`receval.data.loaders.load_table`.
+
+    Columns are named one by one (``user: user_id``) or as one mapping, the command line's ``--columns``
+    (``columns: {user: user_id, item: movieId, rating: rating}``); a ``user``/``item`` left at its default
+    that the file lacks is found among the common names (:mod:`receval.data.formats`).
+    """
 
     path: str
     user: str = "user"
@@ -60,10 +65,19 @@ class TableConfig(_Section):
     rating: str | None = None
     timestamp: str | None = None
     sep: str | None = None
+    columns: dict[str, str] | None = None
     features: str | None = None
     feature_item: str = "item"
     feature: str = "feature"
     feature_weight: str | None = None
+
+    @model_validator(mode="after")
+    def _columns_name_the_fields(self) -> TableConfig:
+        for ours, theirs in (self.columns or {}).items():
+            if ours not in ("user", "item", "rating", "timestamp"):
+                raise ValueError(f"dataset.table.columns: unknown column {ours!r} (user, item, rating, timestamp)")
+            setattr(self, ours, theirs)
+        return self
 
 
 class DatasetConfig(_Section):

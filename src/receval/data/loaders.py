@@ -344,6 +344,10 @@ def load_table(
     p = Path(path)
     frame, src = _read_any(p, sep)
     frame.columns = [str(c).strip() for c in frame.columns]
+    if (user == "user" and user not in frame.columns) or (item == "item" and item not in frame.columns):
+        from receval.data.formats import rename  # user_id, userId, movieId...: the common names
+
+        frame = rename(frame, "train", name=str(path))
     for column, role in ((user, "user"), (item, "item"), (rating, "rating"), (timestamp, "timestamp")):
         if column is not None:
             _column(frame, src, column, role)
