@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         "submit",
         epilog=(
             "Examples:\n\n"
-            "  receval submit --store s3://evals/receval --run-id ml100k-trial --algorithms pop,ub --shards 16\n\n"
+            "  receval submit --store s3://evals/receval --run-id ml100k-trial --algorithm pop,ub --shards 16\n\n"
             "  receval submit --store s3://evals/receval --watch\n\n"
             "  receval submit --store s3://evals/receval --run-id r1 --dry-run > workflow.yaml"
         ),
@@ -79,8 +79,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", envvar="RECEVAL_DATASET", help="Built-in dataset (used when --config is not given).", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", envvar="RECEVAL_CONFIG_URI", help="Run configuration URI, read by prepare.", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", envvar="RECEVAL_SHARDS", help="User shards of the predict/evaluate fan-outs.", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithms", envvar="RECEVAL_ALGORITHMS", help="Comma-separated algorithms, e.g. pop,ub.", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoffs", envvar="RECEVAL_CUTOFFS", help="Comma-separated cutoffs, e.g. 5,10,20.", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithm", "-a", envvar="RECEVAL_ALGORITHMS", help="Comma-separated algorithms, e.g. pop,ub.", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoff", "-k", envvar="RECEVAL_CUTOFFS", help="Comma-separated cutoffs, e.g. 5,10,20.", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", envvar="RECEVAL_IMAGE_REGISTRY", help="Registry/namespace of the receval images.", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", envvar="RECEVAL_IMAGE_TAG", help="Tag of the receval images.", rich_help_panel=_PIPE),
         template: str = typer.Option("receval-pipeline", "--template", envvar="RECEVAL_WORKFLOW_TEMPLATE", help="WorkflowTemplate to run."),
@@ -150,8 +150,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithms", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoffs", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithm", "-a", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
         kubeconfig: str = kube["kubeconfig"],
@@ -243,7 +243,7 @@ def register(app: typer.Typer) -> None:
         "render",
         epilog=(
             "Examples:\n\n"
-            "  receval render --out deploy/ --store s3://evals/receval --algorithms pop,ub --at 03:00\n\n"
+            "  receval render --out deploy/ --store s3://evals/receval --algorithm pop,ub --at 03:00\n\n"
             "  receval render --out deploy/ --argo-cron --namespace ml-eval\n\n"
             "  receval render --out run/ --run-id r1 --store s3://evals/receval --indexed-jobs"
         ),
@@ -255,8 +255,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithms", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoffs", rich_help_panel=_PIPE),
+        algorithms: str = typer.Option(None, "--algorithm", "-a", rich_help_panel=_PIPE),
+        cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
         at: str = typer.Option("02:30", "--at", help="Daily start time HH:MM."),
