@@ -103,7 +103,6 @@ def test_run_json_has_the_run_id_and_pipes_get_stage_lines(tmp_path):
     done = receval("run", "--algorithm", "pop", "--run-id", "json-run", "--format", "json", "--workers", "1",
                    width=200, cwd=tmp_path)
     result = json.loads(done.stdout)
-    assert result["run_id"] == "json-run" and result["records"]
-    assert result["summary"].endswith("runs/json-run/summary.json")
+    assert result and {r["run_id"] for r in result} == {"json-run"}
     stages = [line for line in done.stderr.splitlines() if line.startswith("receval: synthetic: ")]
     assert [line.split(": ")[2].split(" ")[0] for line in stages] == ["prepare", "train,", "aggregate"]

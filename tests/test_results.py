@@ -462,7 +462,9 @@ def test_cli_report_html_and_png(store_root, tmp_path, capsys):
     code, out, err = cli(capsys, "results", "report", str(store_root), "2024-05-01-nightly", "--out", str(out_html), "--png", str(tmp_path / "png"))
     assert code == 0, err
     page = out_html.read_text()
-    assert page.count('class="algorithm-row"') == 4  # 2 algorithms × cutoffs 5 and 10
+    # a row per metric definition and cutoff: @10 precision, epc×2, alpha_ndcg×2, aggregate diversity, gini; @5 eild
+    assert page.count('class="metric-row"') == 8
+    assert page.count('<th class="algorithm">') == 4  # pop and ibknn in both tables
     assert page.count("data:image/png;base64,") == 2  # novelty/diversity bars + discount curves
     assert "http://" not in page and "https://" not in page  # self-contained
     assert "Data quality" in page and "items_without_features" in page

@@ -211,7 +211,7 @@ def run_command(
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (1 = no process pool).", show_default="the number of CPUs"),
     store: str = typer.Option("./receval-runs", "--store", help=STORE_HELP),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run id; an existing one resumes.", show_default="YYYYMMDD-HHMMSS-DATASET, UTC"),
-    output_format: str = typer.Option("table", "--format", help="What to print: table (compact) or json (the run id, where it is, every record)."),
+    output_format: str = typer.Option("table", "--format", help="What to print: table (compact) or json (every record, each with its run_id)."),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.config import flag_overrides, load_config
@@ -231,8 +231,8 @@ def run_command(
 
     where = f"{result.store_uri.rstrip('/')}/{layout.summary_key(result.run_id)}"
     if output_format == "json":
-        typer.echo(json.dumps({"run_id": result.run_id, "store": result.store_uri, "summary": where,
-                               "seconds": round(result.seconds, 3), "records": result.records}, indent=2))
+        # every record, each naming its run (a list, as before: scripts index it by record)
+        typer.echo(json.dumps([{"run_id": result.run_id, **r} for r in result.records], indent=2))
         return
     cutoff = max(cfg.evaluation.cutoffs)
     print_tables(compact_tables(result.records, cutoff, cfg.labels, output_width(), title=_title(cfg, cutoff)),
