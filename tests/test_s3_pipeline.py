@@ -208,12 +208,15 @@ def test_results_show_reads_values_that_match_an_independent_precision(finished)
         expected = hits / CUTOFF / test_users
         assert abs(by_algorithm[algorithm] - expected) <= 1e-12, (algorithm, by_algorithm[algorithm], expected)
         expected_by_algorithm[algorithm] = expected
-    # The table a user reads: one row per algorithm with the value to 4 decimals.
-    table = ok(results(bucket, "show", run_id, "--cutoff", str(CUTOFF), "--metrics", "precision")).stdout
-    rows = {line.split()[1]: line for line in table.splitlines() if line.startswith("│")}
-    assert sorted(rows) == sorted(ALGORITHMS), table
+    # The table a user reads: the metric's row, a column per algorithm, the value to 4 decimals.
+    table = ok(results(bucket, "show", run_id, "--cutoff", str(CUTOFF), "--metric", "precision")).stdout
+    lines = table.splitlines()
+    header = next(line.split() for line in lines if line.split()[:1] == ["metric"])
+    row = next(line.split() for line in lines if line.split()[:1] == ["precision[binary,none]"])
+    shown_values = dict(zip(header[1:], row[1:]))
+    assert sorted(shown_values) == sorted(ALGORITHMS), table
     for algorithm, expected in expected_by_algorithm.items():
-        assert f" {expected:.4f} " in rows[algorithm], (algorithm, expected, table)
+        assert shown_values[algorithm] == f"{expected:.4f}", (algorithm, expected, table)
 
 
 def test_results_compare_gives_the_paired_p_values_of_the_per_user_values(finished):
@@ -247,7 +250,7 @@ def test_results_report_writes_an_html_page_with_the_summary_table(finished, tmp
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "<table class=summary>" in html
     for algorithm in ALGORITHMS:
-        assert f'<tr class="algorithm-row"><td>{algorithm}</td>' in html
+        assert f'<th class="algorithm">{algorithm}</th>' in html
     assert run_id in html
 
 

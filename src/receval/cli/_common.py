@@ -67,11 +67,17 @@ def int_list(values: str | Sequence[str] | None, option: str) -> list[int]:
     return [int(t) for t in texts]
 
 
-def cutoff_option(default: str | None = None, help: str = "Cutoffs N of the top-N lists", **kw: Any) -> Any:
-    """``--cutoff/-k``: ``10,50`` or repeated."""
+def cutoff_option(default: str | None = None, help: str = "Cutoffs N of the top-N lists", *,
+                  show_default: Any = None, **kw: Any) -> Any:
+    """``--cutoff/-k``: ``10,50`` or repeated.
+
+    ``default`` is the value when the option is absent; ``show_default`` only describes one that is decided
+    later (e.g. by the run configuration), which a real default would override.
+    """
+    shown = show_default if show_default is not None else (default or False)
     return typer.Option(
         [default] if default else None, "--cutoff", "-k", metavar="N[,N...]",
-        help=f"{help}; repeat or comma-separate, e.g. --cutoff 10,50.", show_default=default or False, **kw,
+        help=f"{help}; repeat or comma-separate, e.g. --cutoff 10,50.", show_default=shown, **kw,
     )
 
 

@@ -206,7 +206,7 @@ def run_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset: synthetic, ml-100k, ml-latest-small, ml-1m, ..., lastfm-2k.", show_default="synthetic"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
     algorithms: Optional[list[str]] = algorithm_option(help="Algorithms", show_default="rnd,pop,avg,ub,ib,cb,mf"),
-    cutoffs: Optional[list[str]] = cutoff_option("10,50"),
+    cutoffs: Optional[list[str]] = cutoff_option(show_default="10,50"),
     shards: Optional[int] = typer.Option(None, "--shards", help="User shards of predict and evaluate.", show_default="4"),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (1 = no process pool).", show_default="the number of CPUs"),
     store: str = typer.Option("./receval-runs", "--store", help=STORE_HELP),
