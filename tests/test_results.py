@@ -364,14 +364,14 @@ def test_cli_list(store_root, capsys):
 
 def test_cli_show_formats(store_root, capsys):
     frame = per_user_of(store_root, "2024-05-02-nightly", "pop")
-    code, out, err = cli(capsys, "results", "show", str(store_root), "latest", "--format", "json", "--metrics", "epc", "--cutoff", "10")
+    code, out, err = cli(capsys, "results", "show", str(store_root), "latest", "--format", "json", "--metric", "epc", "--cutoff", "10")
     assert code == 0, err
     records = json.loads(out)
     assert {r["key"] for r in records} == {"epc[none,none]@10", "epc[binary,exp]@10"}
     pop = {r["key"]: r["value"] for r in records if r["algorithm"] == "pop"}
     assert pop["epc[binary,exp]@10"] == pytest.approx(frame["epc[binary,exp]@10"].mean())
 
-    code, out, _ = cli(capsys, "results", "show", str(store_root), "2024-05-02-nightly", "--format", "csv", "--algorithms", "pop")
+    code, out, _ = cli(capsys, "results", "show", str(store_root), "2024-05-02-nightly", "--format", "csv", "--algorithm", "pop")
     csv = pd.read_csv(__import__("io").StringIO(out))
     assert code == 0 and set(csv["algorithm"]) == {"pop"} and len(csv) == 4
 
@@ -396,7 +396,7 @@ def test_cli_errors_are_one_line_exit_2(store_root, capsys):
         (["results", "show", str(store_root), "nope"], f"run nope not found in {store_root}"),
         (["results", "show", str(store_root), "latest", "--format", "xml"], "--format xml: expected one of"),
         (["results", "show", str(store_root), "latest", "--cutoff", "7"], "--cutoff 7: no record at this cutoff"),
-        (["results", "show", str(store_root), "latest", "--algorithms", "svd"], "--algorithm: svd not in this run"),
+        (["results", "show", str(store_root), "latest", "--algorithm", "svd"], "--algorithm: svd not in this run"),
         (["results", "list", str(store_root / "missing")], "no such folder"),
         (["results", "list", str(store_root), "--endpoint-url", "http://x"], "--endpoint-url applies to s3:// stores only"),
         (["results", "compare", str(store_root), "latest"], None),  # two algorithms: fine, see below
@@ -415,7 +415,7 @@ def test_cli_errors_are_one_line_exit_2(store_root, capsys):
 def test_cli_compare_two_algorithms_matches_scipy(store_root, capsys):
     code, out, err = cli(
         capsys, "results", "compare", str(store_root), "2024-05-01-nightly",
-        "--algorithms", "pop,ibknn", "--metrics", "epc[binary,exp]@10,eild", "--format", "json", "--bootstrap", "500",
+        "--algorithm", "pop,ibknn", "--metric", "epc[binary,exp]@10,eild", "--format", "json", "--bootstrap", "500",
     )  # fmt: skip
     assert code == 0, err
     result = json.loads(out)
@@ -432,7 +432,7 @@ def test_cli_compare_two_algorithms_matches_scipy(store_root, capsys):
         assert m["ci_low"] <= m["delta"] <= m["ci_high"]
         pvalues.append(t.pvalue)
     assert [m["t_pvalue_holm"] for m in got.values()] == pytest.approx(list(rstats.holm(pvalues)))
-    code, out, _ = cli(capsys, "results", "compare", str(store_root), "2024-05-01-nightly", "--algorithms", "pop,ibknn", "--bootstrap", "200")
+    code, out, _ = cli(capsys, "results", "compare", str(store_root), "2024-05-01-nightly", "--algorithm", "pop,ibknn", "--bootstrap", "200")
     assert code == 0 and "ibknn vs pop" in out and "Holm" in out
 
 

@@ -222,7 +222,7 @@ def test_results_show_reads_values_that_match_an_independent_precision(finished)
 def test_results_compare_gives_the_paired_p_values_of_the_per_user_values(finished):
     bucket, run_id, _ = finished
     metric = f"precision[binary,none]@{CUTOFF}"
-    out = ok(results(bucket, "compare", run_id, "--algorithms", "pop,ib", "--metrics", metric,
+    out = ok(results(bucket, "compare", run_id, "--algorithm", "pop,ib", "--metric", metric,
                      "--bootstrap", "200", "--format", "json"))  # fmt: skip
     comparison = json.loads(out.stdout)
     assert (comparison["a"], comparison["b"]) == ("pop", "ib")

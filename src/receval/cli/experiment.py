@@ -45,11 +45,12 @@ def paper(
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes.", show_default="all cores"),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint (MinIO, SeaweedFS, Ceph).", show_default="$AWS_ENDPOINT_URL"),
 ) -> None:
-    from receval.cli._common import console, pipeline_log_lines, split_list, stderr_is_terminal
+    from receval.cli._common import console, pipeline_log_lines, split_list
     from receval.experiments.paper import run_experiment
 
-    if not stderr_is_terminal():
-        pipeline_log_lines()  # a pipe or a pod's log: each run's prepare and aggregate lines name its dataset
+    # each run's prepare and aggregate lines name its dataset: above and below its bars on a terminal,
+    # the only progress on a pipe or in a pod's log (the per-shard lines stay in the worker processes)
+    pipeline_log_lines()
 
     names = tuple(split_list(datasets))
     options = {"endpoint_url": endpoint_url} if endpoint_url else None

@@ -57,7 +57,7 @@ COMPACT_COLUMNS: tuple[tuple[str, str | None, str | None, str], ...] = (
     ("eild", "binary", "none", "EILD·rel"),
     ("ild", None, None, "ILD"),
     ("aggregate_diversity", "none", None, "AggDiv"),
-    ("gini", None, None, "Gini"),
+    ("gini", None, None, "Gini(1−G)"),
 )
 
 
@@ -260,7 +260,8 @@ def _stage_reporter(cfg: Any):
 
 def _title(cfg: Any, cutoff: int) -> str:
     return (f"receval run — {cfg.dataset.name}, @{cutoff}, {cfg.shards} shards; "
-            f"·rel = binary relevance (rating ≥ {cfg.evaluation.threshold:g})")
+            f"·rel = binary relevance (rating ≥ {cfg.evaluation.threshold:g}); Gini(1−G) = RankSys's 1 − G, "
+            "1 = even exposure")
 
 
 def pick(records: list[dict[str, Any]], algorithm: str, metric: str, cutoff: int,

@@ -231,6 +231,8 @@ def show_command(
             rows.append([escape(str(column)), *cells])
         print_tables(fit_tables(escape(title), [("metric", "left")],
                                 [(escape(str(a)), "right") for a in wide.index], rows, width))
+    if any(str(c).startswith("gini[") for wide in tables.values() for c in wide.columns):
+        typer.echo("gini = RankSys's 1 − G: 1 = even exposure, the reverse of the usual Gini")
 
 
 # -- compare --------------------------------------------------------------------------------------
