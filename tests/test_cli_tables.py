@@ -106,3 +106,10 @@ def test_run_json_has_the_run_id_and_pipes_get_stage_lines(tmp_path):
     assert result and {r["run_id"] for r in result} == {"json-run"}
     stages = [line for line in done.stderr.splitlines() if line.startswith("receval: synthetic: ")]
     assert [line.split(": ")[2].split(" ")[0] for line in stages] == ["prepare", "train,", "aggregate"]
+
+
+def test_help_shows_metric_keys_with_their_brackets(tmp_path):
+    # rich markup would take "[binary,exp]" for a style tag and drop it
+    trend = receval("results", "trend", "--help", width=200, cwd=tmp_path).stdout
+    assert 'epc[binary,exp]@10' in trend and "--dataset" in trend
+    assert "eild[graded,log]" in receval("evaluate", "--help", width=200, cwd=tmp_path).stdout

@@ -35,7 +35,7 @@ With --shard I/N it evaluates only that shard's users and writes its partial sta
 
   receval evaluate --train train.parquet --test test.parquet --recs recs.parquet --features genres.csv --cutoff 10,50 --out results/
 
-  receval evaluate ... --metric 'eild[graded,log]' --metric epc --relevance none,binary --discount exp --out r/
+  receval evaluate ... --metric 'eild\\[graded,log]' --metric epc --relevance none,binary --discount exp --out r/
 
   receval evaluate --train train.tsv --test qrels.txt --recs run.trec --out r/
 

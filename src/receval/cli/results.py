@@ -185,7 +185,7 @@ def show_command(
     store: str = _STORE,
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
     output: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
-    metrics: list[str] = metric_option(help="Only these metric names or keys, e.g. epc,ndcg or epc[binary,exp]@10"),
+    metrics: list[str] = metric_option(help="Only these metric names or keys, e.g. epc,ndcg or epc\\[binary,exp]@10"),
     cutoff: list[str] = cutoff_option(help="Only these cutoffs"),
     algorithms: list[str] = algorithm_option(help="Only these algorithms"),
     digits: int = typer.Option(4, "--digits", help="Decimals in table and markdown output."),
@@ -392,7 +392,7 @@ def report_command(
 @results_app.command("trend")
 def trend_command(
     store: str = _STORE,
-    metric: str = typer.Option(..., "--metric", "-m", help="Metric key, e.g. epc[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
+    metric: str = typer.Option(..., "--metric", "-m", help="Metric key, e.g. epc\\[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
     algorithms: list[str] = algorithm_option(help="Only these algorithms"),
     dataset: str = typer.Option(None, "--dataset", help="Only runs on this dataset (required when the runs are on several).", show_default=False),
     since: str = typer.Option(None, "--since", help="Only runs created on or after this date.", show_default=False),
@@ -405,7 +405,7 @@ def trend_command(
 
     Values of different datasets are not comparable: when the runs are on several, --dataset says which.
 
-    Example:  receval results trend s3://nightly/receval --metric "epc[binary,exp]@10" --algorithm ib --png epc.png
+    Example:  receval results trend s3://nightly/receval --metric "epc\\[binary,exp]@10" --algorithm ib --png epc.png
     """
     from receval.results.read import MetricKey, metric_trend, parse_date_option
     from receval.results.report import write_trend_png
