@@ -113,3 +113,17 @@ def test_help_shows_metric_keys_with_their_brackets(tmp_path):
     trend = receval("results", "trend", "--help", width=200, cwd=tmp_path).stdout
     assert 'epc[binary,exp]@10' in trend and "--dataset" in trend
     assert "eild[graded,log]" in receval("evaluate", "--help", width=200, cwd=tmp_path).stdout
+
+
+def test_evaluate_table_with_many_cutoffs_fits_80_columns(tmp_path):
+    (tmp_path / "train.csv").write_text("user,item,rating\n1,10,5\n1,11,3\n2,10,4\n3,12,2\n3,13,5\n")
+    (tmp_path / "test.csv").write_text("user,item,rating\n1,12,5\n1,13,2\n2,11,4\n3,10,4\n")
+    (tmp_path / "recs.csv").write_text("user,item,rank\n1,12,1\n1,13,2\n2,11,1\n2,12,2\n3,10,1\n3,11,2\n")
+    done = receval("evaluate", "--train", "train.csv", "--test", "test.csv", "--recs", "recs.csv",
+                   "--cutoff", "1,2,3,5,10,20", "--out", "out", width=80, cwd=tmp_path)
+    assert_fits(done.stdout, 80)
+    records = json.loads((tmp_path / "out" / "summary.json").read_text())
+    for r in records:
+        if r["kind"] == "metric":
+            assert f"{r['value']:.4f}" in done.stdout, r
+    assert done.stdout.count(" metric ") == 2  # cutoffs split into two groups, each with the metric columns

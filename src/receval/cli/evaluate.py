@@ -169,13 +169,17 @@ def merge_command(
 
 
 def _print(records: list[dict], output_format: str, out: str) -> None:
-    from receval.report.tables import quality_lines, summary_table
+    from receval.cli._common import fit_tables, out_console, output_width, print_tables
+    from receval.report.tables import quality_lines, summary_rows
 
     if output_format == "json":
         typer.echo(json.dumps(records, indent=2))
         return
     users = next((r["users"] for r in records if r.get("kind") == "metric"), 0)
-    console.print(summary_table(records, title=f"receval — {users} test users"))
+    cutoffs, rows = summary_rows(records)
+    print_tables(fit_tables(f"receval — {users} test users", [("metric", "left"), ("relevance", "left"),
+                                                              ("discount", "left")],
+                            [(f"@{n}", "right") for n in cutoffs], rows, output_width()), out_console())
     for line in quality_lines(records):
         console.print(f"[yellow]data quality:[/yellow] {line}")
     console.print(f"wrote {out.rstrip('/')}/summary.json and per_user.parquet")

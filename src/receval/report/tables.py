@@ -15,21 +15,27 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def summary_table(records: list[dict[str, Any]], title: str | None = None) -> Table:
-    """Rows: metric (relevance, discount); columns: one per cutoff."""
+def summary_rows(records: list[dict[str, Any]]) -> tuple[list[int], list[list[str]]]:
+    """(cutoffs, rows): a row per metric (relevance, discount) with its value at each cutoff."""
     metrics = [r for r in records if r.get("kind", "metric") == "metric"]
     cutoffs = sorted({r["cutoff"] for r in metrics})
+    rows: dict[tuple[str, str, str], dict[int, Any]] = {}
+    for r in metrics:
+        rows.setdefault((r["metric"], r["relevance"], r["discount"]), {})[r["cutoff"]] = r["value"]
+    return cutoffs, [[m, rel, disc, *(_fmt(vals.get(n)) for n in cutoffs)] for (m, rel, disc), vals in rows.items()]
+
+
+def summary_table(records: list[dict[str, Any]], title: str | None = None) -> Table:
+    """Rows: metric (relevance, discount); columns: one per cutoff."""
+    cutoffs, rows = summary_rows(records)
     table = Table(title=title, show_lines=False, header_style="bold")
     table.add_column("metric")
     table.add_column("relevance")
     table.add_column("discount")
     for n in cutoffs:
         table.add_column(f"@{n}", justify="right")
-    rows: dict[tuple[str, str, str], dict[int, Any]] = {}
-    for r in metrics:
-        rows.setdefault((r["metric"], r["relevance"], r["discount"]), {})[r["cutoff"]] = r["value"]
-    for (m, rel, disc), vals in rows.items():
-        table.add_row(m, rel, disc, *(_fmt(vals.get(n)) for n in cutoffs))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
