@@ -19,7 +19,8 @@ datasets_app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_DATA_DIR_HELP = "Data folder (default: $RECEVAL_DATA or ~/.cache/receval)."
+_DATA_DIR_HELP = "Data folder."
+_DATA_DIR_DEFAULT = "$RECEVAL_DATA or ~/.cache/receval"
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 @datasets_app.command("list")
 def list_command(
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=False),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=_DATA_DIR_DEFAULT),
 ) -> None:
     """List the known datasets, whether each is present in the data folder, and its terms of use.
 
@@ -54,8 +55,8 @@ def list_command(
 @datasets_app.command("download")
 def download_command(
     name: str = typer.Argument(..., help="Dataset name, e.g. ml-100k (see `receval datasets list`)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=False),
-    force: bool = typer.Option(False, "--force", help="Download again even if the dataset is present."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=_DATA_DIR_DEFAULT),
+    force: bool = typer.Option(False, "--force", help="Download again even if the dataset is present.", show_default=False),
 ) -> None:
     """Download NAME from its publisher, verify its checksums and extract it into the data folder.
 

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
             "the report (the five findings judged on the runs' values, Figure 2 charts, Table 5, re-rankers against MF per "
             "user with paired tests) goes to --out.\n\n[b]Example[/b]\n\n"
             "  receval experiment paper --data-dir ../shared/datasets --store ./receval-runs --out paper-report/\n\n"
-            "  receval experiment paper --datasets ml-1m --data-dir ~/data   (MovieLens 1M, as in the paper)"
+            "  receval experiment paper --dataset ml-1m --data-dir ~/data   (MovieLens 1M, as in the paper)"
         ),
     )(paper)
     sub.command(
@@ -63,16 +63,17 @@ def paper(
 
 
 def mf_vs_ub(
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets (or env RECEVAL_DATA)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
     store: str = typer.Option("./receval-runs", "--store", help="Store for the runs (folder or s3://bucket/prefix)."),
     out: Path = typer.Option(Path("mf-vs-ub"), "--out", help="Folder for mf-vs-ub.md and mf-vs-ub.json."),
-    datasets: str = typer.Option("ml-100k,ml-latest-small,lastfm-2k", "--datasets", help="Comma-separated dataset names (add ml-1m if you have it)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Processes (default: all cores)."),
+    datasets: list[str] = typer.Option(["ml-100k,ml-latest-small,lastfm-2k"], "--dataset", metavar="NAME[,...]", help="Datasets (add ml-1m if you have it); repeat or comma-separate.", show_default="ml-100k,ml-latest-small,lastfm-2k"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Processes.", show_default="all cores"),
 ) -> None:
-    from receval.cli._common import console
+    from receval.cli._common import console, pipeline_log_lines, split_list
     from receval.experiments.mf_vs_ub import run_study
 
-    names = tuple(d.strip() for d in datasets.split(",") if d.strip())
+    pipeline_log_lines()  # each run's stage lines name its dataset
+    names = tuple(split_list(datasets))
     studies = run_study(names, data_dir, store, out, workers=workers)
     for s in studies:
         console.print(f"{s.dataset}: run {s.run_id} in {s.seconds:.0f} s")
