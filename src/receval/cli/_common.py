@@ -185,7 +185,7 @@ def log_line(message: str) -> None:
 
 @contextlib.contextmanager
 def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on a terminal, else one log line when it starts and one when it ends.
+    """A rich progress bar on a terminal, else a log line when the work starts and one when it is done.
 
     Yields ``update(done, total)``.
     """
@@ -193,12 +193,15 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
         yield lambda done, total: None
         return
     if not stderr_is_terminal():
-        seen = {"total": 0}
+        seen = {"total": 0, "started": False}
 
         def remember(done: int, total: int) -> None:
+            # the first line waits for the first progress: a stage refused before any work prints only its error
+            if not seen["started"]:
+                seen["started"] = True
+                log_line(f"{description} ...")
             seen["total"] = total
 
-        log_line(f"{description} ...")
         yield remember
         log_line(f"{description}: done" + (f" ({seen['total']})" if seen["total"] else ""))
         return
