@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from receval.errors import ConfigError
 
 DatasetName = Literal[
-    "ml-100k", "ml-latest-small", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "lastfm-2k", "synthetic", "table"
+    "ml-100k", "ml-latest-small", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "lastfm-2k", "synthetic", "table",
+    "splits",
 ]
 ALL_ALGORITHMS = ("rnd", "pop", "avg", "ub", "ib", "cb", "mf")
 DEFAULT_CUTOFFS = (10, 50)
@@ -80,6 +81,20 @@ class TableConfig(_Section):
         return self
 
 
+class SplitsConfig(_Section):
+    """A train/test split made elsewhere (``dataset.name: splits``), e.g. a Spark or BigQuery export.
+
+    ``train`` and ``test`` are each a Parquet file, a folder of part files or a glob of them
+    (``s3://bucket/exports/train/part-*.parquet``), local or ``s3://``; ``features`` (optional) is
+    one Parquet file ``item, feature[, weight]``. Read by :mod:`receval.pipeline.inputs`; with
+    ``receval prepare --part I/P`` each of P prepare pods reads every P-th part file.
+    """
+
+    train: str
+    test: str
+    features: str | None = None
+
+
 class DatasetConfig(_Section):
     """Which data to evaluate on.
 
@@ -97,11 +112,14 @@ class DatasetConfig(_Section):
     implicit_relevance: Literal["quintile", "raw"] = "quintile"
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     table: TableConfig | None = None
+    splits: SplitsConfig | None = None
 
     @model_validator(mode="after")
     def _table_needs_path(self) -> DatasetConfig:
         if self.name == "table" and self.table is None:
             raise ValueError("dataset 'table' needs dataset.table.path (and the column names)")
+        if self.name == "splits" and self.splits is None:
+            raise ValueError("dataset 'splits' needs dataset.splits.train and dataset.splits.test (file, folder or glob)")
         return self
 
 

@@ -133,6 +133,15 @@ def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
 def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
     frame, src = _read_raw(path, "train", layout)
+    return _clean_train(frame, src)
+
+
+def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """:func:`read_train`'s rules on a frame already read (e.g. a Parquet part file called ``name``)."""
+    return _clean_train(frame.copy(), _Source(name, csv=False))
+
+
+def _clean_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     _require_columns(frame, src, ("user", "item"))
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
@@ -146,6 +155,16 @@ def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     _require_columns(frame, src, ("user", "item", "rating"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: test set is empty")
+    return _clean_test(frame, src)
+
+
+def clean_test(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """:func:`read_test`'s rules on a frame already read (a part file may hold no rows)."""
+    return _clean_test(frame.copy(), _Source(name, csv=False))
+
+
+def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    _require_columns(frame, src, ("user", "item", "rating"))
     out = pd.DataFrame(
         {
             "user": _ids(frame, "user", src),

@@ -1,8 +1,9 @@
 """The shared evaluation context and the users × K matrices every metric reads.
 
-:class:`EvaluationContext` indexes the whole input once (items sorted by id, so that "ties by item id"
-is "ties by index"; test users sorted by id) and holds what is global to every shard: item
-popularity, test-set relevance scales, feature matrices and the distance model.
+:class:`EvaluationContext` indexes the evaluated users' rows once (items sorted by id, so that "ties
+by item id" is "ties by index"; test users sorted by id) over the
+:class:`~receval.metrics.statistics.GlobalStatistics` that every shard shares: item popularity, the
+catalogue, the test-set relevance scale, feature matrices and the distance model.
 :class:`Batch` is a block of users with their truncated lists as a ``B × K`` item-index matrix
 (−1 = no item), their test ratings (NaN = unjudged), train profiles and test rows. Metrics are
 computed batch by batch, so memory is bounded by the batch size, not by the number of users.
@@ -19,6 +20,7 @@ import scipy.sparse as sp
 
 from receval.metrics.distance import ItemDistance
 from receval.metrics.models import Relevance, RelevanceScale, free_discovery, popularity_complement
+from receval.metrics.statistics import GlobalStatistics
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -29,9 +31,9 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
 
 @dataclass
 class EvaluationContext:
-    """Everything global to an evaluation, built once from the full train, test and features.
+    """An evaluation's index and matrices: the global statistics over the evaluated users' rows.
 
-    :meth:`build` expects id columns of one type across the frames
+    :meth:`build` expects id columns of one type across the frames and the statistics' items
     (:func:`receval.data.schema.harmonise_id_types`, which :func:`receval.metrics.engine.evaluate` applies).
     """
 
@@ -53,25 +55,40 @@ class EvaluationContext:
     @classmethod
     def build(
         cls,
+        statistics: GlobalStatistics,
         train: pd.DataFrame,
         test: pd.DataFrame,
         recs: pd.DataFrame,
-        features: pd.DataFrame | None,
         *,
         threshold: float,
         distance: str | None,
         catalog_size: int | None = None,
+        ratings_train: pd.DataFrame | None = None,
     ) -> EvaluationContext:
-        item_parts = [train["item"], test["item"], recs["item"]]
+        """Index the evaluated users' ``train`` and ``test`` rows and their ``recs`` over the global
+        ``statistics``.
+
+        ``train``/``test`` need hold only the rows of the users evaluated (a shard): per-user
+        structures are built from them, everything global comes from ``statistics``. The item index
+        is the catalogue ∪ feature items ∪ recommended items, sorted by id — for a shard a subset of
+        the one-pass index in the same order, so ties by index are ties by id everywhere.
+        ``ratings_train`` is the *full* train, needed only by ``distance="ratings"`` (item vectors
+        over every train user).
+        """
+        features = statistics.features
+        item_parts = [pd.Series(statistics.items), train["item"], test["item"], recs["item"]]
         if features is not None:
             item_parts.append(features["item"])
         items = pd.Index(pd.unique(pd.concat(item_parts, ignore_index=True))).sort_values()
         test_users = pd.Index(pd.unique(test["user"])).sort_values()
         n_items, n_users = len(items), len(test_users)
 
-        tr_items = items.get_indexer(train["item"])
-        counts = np.bincount(tr_items, minlength=n_items).astype(np.float64)
+        catalog_rows = items.get_indexer(statistics.items)
+        counts = np.zeros(n_items, dtype=np.float64)
+        counts[catalog_rows] = statistics.train_interactions
         in_train = counts > 0
+        in_catalog = np.zeros(n_items, dtype=bool)
+        in_catalog[catalog_rows] = True
 
         te_rows = test_users.get_indexer(test["user"])
         te_items = items.get_indexer(test["item"])
@@ -80,7 +97,8 @@ class EvaluationContext:
         tr_rows = test_users.get_indexer(train["user"])
         keep = tr_rows >= 0
         train_m = _csr(
-            tr_rows[keep], tr_items[keep], train["rating"].to_numpy(np.float64)[keep], (n_users, n_items)
+            tr_rows[keep], items.get_indexer(train["item"])[keep], train["rating"].to_numpy(np.float64)[keep],
+            (n_users, n_items),
         )
 
         feat_m = None
@@ -98,31 +116,34 @@ class EvaluationContext:
         if distance in ("cosine", "jaccard") and feat_m is not None:
             dist = ItemDistance(distance, feat_m)
         elif distance == "ratings":
-            all_train_users = pd.Index(pd.unique(train["user"]))
+            if ratings_train is None:
+                raise ValueError("distance 'ratings' needs the full train (ratings_train)")
+            # users sorted: the sums over users do not depend on how the rows were bucketed
+            all_train_users = pd.Index(pd.unique(ratings_train["user"])).sort_values()
             by_user = _csr(
-                tr_items,
-                all_train_users.get_indexer(train["user"]),
-                train["rating"].to_numpy(np.float64),
+                items.get_indexer(ratings_train["item"]),
+                all_train_users.get_indexer(ratings_train["user"]),
+                ratings_train["rating"].to_numpy(np.float64),
                 (n_items, len(all_train_users)),
             )
             dist = ItemDistance("cosine", by_user)
 
-        universe = catalog_size or int(pd.unique(pd.concat([train["item"], test["item"]])).size)
+        max_rating = statistics.max_test_rating
         return cls(
             items=items,
             test_users=test_users,
             item_train_users=counts,
-            n_train_users=int(train["user"].nunique()),
+            n_train_users=statistics.n_train_users,
             test=test_m,
             train=train_m,
             threshold=threshold,
-            scale=RelevanceScale.of(test["rating"].to_numpy(np.float64), threshold),
-            universe_size=universe,
+            scale=RelevanceScale.of(np.array([] if np.isnan(max_rating) else [max_rating]), threshold),
+            universe_size=catalog_size or statistics.catalog_size,
             features=feat_m,
             distance=dist,
             feature_names=feature_names,
             in_train=in_train,
-            in_catalog=in_train | (np.bincount(te_items, minlength=n_items) > 0),
+            in_catalog=in_catalog,
         )
 
     @cached_property

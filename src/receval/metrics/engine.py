@@ -31,6 +31,7 @@ from receval.data.schema import harmonise_id_types
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batches
 from receval.metrics.models import Relevance
 from receval.metrics.sharding import Shard
+from receval.metrics.statistics import GlobalStatistics
 from receval.metrics.spec import METRICS, SYSTEM_METRICS, MetricSpec, default_specs, make_spec
 
 FEATURE_METRICS = ("alpha_ndcg", "err_ia", "s_recall")
@@ -141,14 +142,6 @@ def _needs_features(metric: str, distance: str) -> bool:
 
 def _spec_dict(s: MetricSpec) -> dict[str, Any]:
     return {"metric": s.metric, "cutoff": s.cutoff, "relevance": s.relevance.kind, "discount": s.discount.kind}
-
-
-def _frame_fingerprint(frame: pd.DataFrame | None) -> str:
-    """Order-independent digest of a frame's rows (sum of row hashes)."""
-    if frame is None:
-        return "none"
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
-    return f"{len(frame)}:{int(rows.sum(dtype=np.uint64))}"
 
 
 @dataclass
@@ -366,27 +359,73 @@ def evaluate(
     if len(test) == 0:
         raise InputError("test set is empty")
     has_features = features is not None and len(features) > 0
-    specs, notes = config.resolve(has_features)
     train, test, recs, features = harmonise_id_types(train, test, recs, features, column="item")
     train, test, recs = harmonise_id_types(train, test, recs, column="user")
+    statistics = GlobalStatistics.of(train, test, features if has_features else None)
+    ratings_train = train if config.distance == "ratings" else None
+    if shard is not None:
+        train, test, recs = (_in_shard(frame, shard) for frame in (train, test, recs))
+    return evaluate_shard(statistics, train, test, recs, config, shard=shard, progress=progress,
+                          ratings_train=ratings_train)
+
+
+def _in_shard(frame: pd.DataFrame, shard: Shard) -> pd.DataFrame:
+    """The rows of ``frame`` whose user belongs to ``shard`` (each distinct id hashed once)."""
+    codes, users = pd.factorize(frame["user"])
+    keep = shard.mask(pd.Series(users))[codes] if len(users) else np.zeros(len(frame), dtype=bool)
+    return frame if keep.all() else frame[keep]
+
+
+def evaluate_shard(
+    statistics: GlobalStatistics,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    recs: pd.DataFrame,
+    config: EvaluationConfig | None = None,
+    shard: Shard | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    ratings_train: pd.DataFrame | None = None,
+) -> PartialState:
+    """Evaluate the lists of one shard's users from their own rows and the global statistics.
+
+    Parameters
+    ----------
+    statistics : the dataset-wide inputs (:class:`~receval.metrics.statistics.GlobalStatistics`
+        of the full train, test and features), the same for every shard.
+    train, test, recs : the rows of the shard's users (rows of other users are dropped first, so
+        passing full frames gives the same result at the cost of reading them).
+    config, shard, progress : as in :func:`evaluate`.
+    ratings_train : the full train, needed (and read) only by ``distance="ratings"``.
+
+    Per-user structures are built from the shard's rows only, so memory and time follow the
+    shard's size, not the dataset's (except for ``distance="ratings"``).
+    """
+    config = config or EvaluationConfig()
+    features = statistics.features
+    has_features = features is not None and len(features) > 0
+    specs, notes = config.resolve(has_features)
+    catalog = pd.DataFrame({"item": statistics.items})
+    train, test, recs, catalog, features, ratings_train = harmonise_id_types(
+        train, test, recs, catalog, features, ratings_train, column="item")
+    train, test, recs, ratings_train = harmonise_id_types(train, test, recs, ratings_train, column="user")
+    statistics = replace(statistics, items=catalog["item"].to_numpy(), features=features)
+    if shard is not None:
+        train, test, recs = (_in_shard(frame, shard) for frame in (train, test, recs))
     ctx = EvaluationContext.build(
-        train, test, recs, features if has_features else None,
+        statistics, train, test, recs,
         threshold=config.threshold, distance=config.distance, catalog_size=config.catalog,
+        ratings_train=ratings_train,
     )
     kmax = max(s.cutoff for s in specs)
     cutoffs = sorted({s.cutoff for s in specs})
 
     n_test = len(ctx.test_users)
-    in_shard = np.ones(n_test, dtype=bool) if shard is None else shard.mask(ctx.test_users.to_series())
-    eval_rows = np.flatnonzero(in_shard)
+    eval_rows = np.arange(n_test)
 
     lists = ListIndex.of(recs, ctx)
     non_test = lists.rows < 0
-    if shard is not None and non_test.any():
-        non_test_lists = int(shard.mask(pd.Series(lists.users[non_test])).sum())
-    else:
-        non_test_lists = int(non_test.sum())
-    eligible = np.flatnonzero(~non_test & in_shard[np.where(non_test, 0, lists.rows)])
+    non_test_lists = int(non_test.sum())
+    eligible = np.flatnonzero(~non_test)
 
     by_family = {
         "accuracy": [s for s in specs if s.metric in accuracy.FAMILY],
@@ -458,9 +497,7 @@ def evaluate(
                 "receval": __version__,  # shards of two versions must not be merged
                 "config": cfg_dict,
                 "specs": [s.key for s in specs],
-                "train": _frame_fingerprint(train[["user", "item", "rating"]]),
-                "test": _frame_fingerprint(test[["user", "item", "rating"]]),
-                "features": _frame_fingerprint(features) if has_features else "none",
+                "data": statistics.fingerprint,  # the full data's digest, the same in every shard
             },
             sort_keys=True,
         ).encode()

@@ -16,6 +16,7 @@ data means a new run id (the downstream outputs of the old data would otherwise 
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import time
 from collections.abc import Callable
@@ -26,10 +27,12 @@ import numpy as np
 import pandas as pd
 
 from receval.config import DatasetConfig, RunConfig
-from receval.errors import InputError
-from receval.metrics.sharding import Shard
+from receval.data.partitioned import combine_files
+from receval.errors import ConfigError, InputError
+from receval.metrics.sharding import Shard, shard_of
+from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
-from receval.storage import Store, open_store
+from receval.storage import MARKER, Store, join, open_store
 
 log = logging.getLogger("receval.pipeline")
 
@@ -70,6 +73,7 @@ def read_run(store: Store | str, run_id: str) -> dict[str, Any]:
     meta = store.read_json(key)
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise InputError(f"{store.url(key)}: not a receval run description (no 'config')")
+    layout.check_layout(meta, store.url(key))
     return meta
 
 
@@ -79,18 +83,101 @@ def run_config(store: Store | str, run_id: str) -> RunConfig:
     return RunConfig.from_mapping(read_run(store, run_id)["config"], store.url(layout.run_json_key(run_id)))
 
 
-def _require_dataset(store: Store, run_id: str) -> None:
+def _require_dataset(store: Store, run_id: str) -> dict[str, Any]:
+    """The dataset's marker (its bucket and part counts); InputError when it is not published."""
     prefix = layout.dataset_prefix(run_id)
-    if not store.is_complete(prefix):
+    marker = store.marker(prefix)
+    if marker is None:
         raise InputError(
             f"{store.url(prefix)}: the dataset of run {run_id} is not prepared (no _SUCCESS marker): "
             f"run `receval prepare --run-id {run_id}` first"
         )
+    layout.check_layout(marker, store.url(join(prefix, MARKER)))
+    return marker
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+
+
+def read_statistics(store: Store | str, run_id: str) -> GlobalStatistics:
+    """The run's merged global statistics (``dataset/statistics/``)."""
+    store = _open(store)
+    return _read_statistics(store, layout.statistics_prefix(run_id))
+
+
+def _read_statistics(store: Store, prefix: str) -> GlobalStatistics:
+    names = [key.rsplit("/", 1)[-1] for key in store.list(prefix)]
+    objects = {name: store.read_bytes(join(prefix, name)) for name in names if name != MARKER}
+    return GlobalStatistics.from_objects(objects, store.url(prefix))
+
+
+def _check_bucket(frame: pd.DataFrame, bucket: Shard, where: str) -> None:
+    """Refuse a bucket holding a user that does not hash to it (a corrupted or hand-edited object)."""
+    codes, users = pd.factorize(frame["user"])
+    if not len(users):
+        return
+    home = shard_of(pd.Series(users), bucket.count)
+    wrong = np.flatnonzero(home != bucket.index)
+    if wrong.size:
+        row = int(np.flatnonzero(codes == wrong[0])[0])
+        raise InputError(
+            f"{where}: column 'user', row {row + 1}: user {users[wrong[0]]!r} belongs to shard "
+            f"{home[wrong[0]]}/{bucket.count}, not to this bucket's {bucket} (a corrupted or hand-edited bucket)"
+        )
+
+
+def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dict[str, Any] | None = None
+                ) -> pd.DataFrame:
+    """The ``train`` or ``test`` rows of the users of ``shard``, from their buckets only.
+
+    Prepare wrote B buckets (``marker["shards"]``). Shard I of M needs the buckets j with
+    j ≡ I (mod gcd(B, M)): one bucket when B divides M, B/M of them when M divides B (``--shard 0/1``
+    reads them all). Rows of other users are then dropped. Each bucket is P objects, one per prepare
+    part; a missing one, a user in the wrong bucket or a pair in two parts is refused by name.
+    """
+    marker = marker or _require_dataset(store, run_id)
+    buckets, parts = int(marker["shards"]), int(marker["parts"])
+    step = math.gcd(buckets, shard.count)
+    frames: list[pd.DataFrame] = []
+    for j in range(shard.index % step, buckets, step):
+        bucket = Shard(j, buckets)
+        pieces = []
+        for p in range(parts):
+            key = layout.bucket_key(run_id, table, bucket, Shard(p, parts))
+            if not store.exists(key):
+                raise InputError(
+                    f"{store.url(key)}: missing bucket ({table} rows of shard {bucket} from prepare part {p}/{parts}): "
+                    f"prepare the run again (`receval prepare --run-id {run_id} --force`)"
+                )
+            frame = store.read_parquet(key)
+            _check_bucket(frame, bucket, store.url(key))
+            pieces.append((store.url(key), frame))
+        frames.append(pieces[0][1] if parts == 1 else combine_files(pieces, table))
+    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if step != shard.count and len(rows):
+        codes, users = pd.factorize(rows["user"])
+        rows = rows[shard.mask(pd.Series(users))[codes]].reset_index(drop=True)
+    return rows
+
+
+def read_dataset(store: Store | str, run_id: str, table: str) -> pd.DataFrame:
+    """The whole ``train`` or ``test`` table of a run (every bucket), sorted by user and item.
+
+    Only ``train`` (and ``evaluate --distance ratings``) reads the whole train; the order is
+    canonical, so a model does not depend on how prepare bucketed the rows.
+    """
+    store = _open(store)
+    rows = read_bucket(store, run_id, table, Shard(0, 1))
+    return rows.sort_values(["user", "item"], kind="stable").reset_index(drop=True)
+
+
+def read_items(store: Store | str, run_id: str) -> pd.DataFrame:
+    """The run's item table (``item`` [, ``title``])."""
+    return _open(store).read_parquet(layout.items_key(run_id))
 
 
 def _features_or_none(store: Store, run_id: str) -> pd.DataFrame | None:
-    features = store.read_parquet(layout.dataset_key(run_id, "features"))
-    return features if len(features) else None
+    return read_statistics(store, run_id).features
 
 
 # ------------------------------------------------------------------------------------------------ prepare
@@ -134,24 +221,9 @@ def implicit_grades(ratings: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"user": out["user"], "item": out["item"], "rating": out["grade"].astype(np.float64)})
 
 
-def prepare_step(
-    store: Store | str, run_id: str, config: RunConfig | None = None, *, force: bool = False
-) -> dict[str, Any]:
-    """Load and split the dataset, write ``dataset/`` and ``run.json``; return run.json.
-
-    ``run.json`` is written first (status ``running``, the resolved configuration, versions, the
-    creation time — kept from an earlier attempt), then ``dataset/{train,test,features,items}.parquet``
-    and the dataset's ``_SUCCESS``. With the dataset already published this is a no-op.
-    """
-    store = _open(store)
-    config = config or RunConfig()
-    prefix = layout.dataset_prefix(run_id)
+def _start_run(store: Store, run_id: str, config: RunConfig, force: bool) -> dict[str, Any]:
+    """Write run.json with status ``running`` (the creation time kept from an earlier attempt)."""
     key = layout.run_json_key(run_id)
-    if store.is_complete(prefix) and not force:
-        log.info("prepare %s: dataset already published, nothing to do", run_id)
-        return read_run(store, run_id)
-
-    started = time.perf_counter()
     old = store.read_json(key) if store.exists(key) else {}
     meta: dict[str, Any] = {
         "layout": layout.LAYOUT_VERSION,
@@ -169,9 +241,82 @@ def prepare_step(
     }
     store.delete(layout.run_marker_key(run_id))  # a re-prepared run is no longer complete
     store.write_json(key, meta)
+    return meta
 
-    dataset = load_configured_dataset(config.dataset)
+
+def prepare_step(
+    store: Store | str, run_id: str, config: RunConfig | None = None, *, force: bool = False,
+    part: Shard | None = None, finish: bool = False,
+) -> dict[str, Any]:
+    """Load and split the dataset into per-shard buckets and global statistics; return run.json.
+
+    Three forms (``docs/pipeline.md``):
+
+    - ``prepare`` (neither ``part`` nor ``finish``): everything in this process — part 0/1, then
+      the finish;
+    - ``part=Shard(I, P)``: read every P-th part file of a ``splits`` dataset (all of any other
+      dataset when P = 1), write its users' rows into the ``config.shards`` buckets and the partial
+      statistics of the rows it read (``dataset/parts/part-I-of-P/``); returns the part's marker;
+    - ``finish=True``: merge the parts' statistics (user counts exactly, from the union of the
+      parts' per-bucket user lists), publish ``dataset/statistics/``, ``items.parquet`` and the
+      dataset's ``_SUCCESS``, and write run.json.
+
+    With the dataset already published this is a no-op (unless ``force``).
+    """
+    store = _open(store)
+    config = config or RunConfig()
+    if part is not None and finish:
+        raise ConfigError("prepare: give --part I/P or --finish, not both")
+    prefix = layout.dataset_prefix(run_id)
+    if store.is_complete(prefix) and not force:
+        log.info("prepare %s: dataset already published, nothing to do", run_id)
+        return read_run(store, run_id)
+    if part is not None:
+        return prepare_part(store, run_id, config, part, force=force)
+    if finish:
+        return finish_prepare(store, run_id, config, force=force)
+    meta = _start_run(store, run_id, config, force)
+    prepare_part(store, run_id, config, Shard(0, 1), force=True)
+    return finish_prepare(store, run_id, config, force=force, meta=meta)
+
+
+def _config_digest(config: RunConfig) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _bucket_rows(frame: pd.DataFrame, count: int) -> list[pd.DataFrame]:
+    """``frame`` split into the ``count`` buckets of its users (each distinct id hashed once)."""
+    codes, users = pd.factorize(frame["user"])
+    bucket = shard_of(pd.Series(users), count)[codes] if len(users) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(count + 1))
+    return [frame.iloc[order[bounds[j]:bounds[j + 1]]].reset_index(drop=True) for j in range(count)]
+
+
+def _load_part(config: RunConfig, part: Shard) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None,
+                                                         pd.DataFrame | None, dict[str, Any]]:
+    """train, test, features (part 0 only), items (or None) and dataset facts of one prepare part."""
     columns = ["user", "item", "rating"]
+    if config.dataset.name == "splits":
+        from receval.pipeline.inputs import read_features_file, read_part
+
+        splits = config.dataset.splits
+        assert splits is not None  # the configuration refuses splits without them
+        train, train_files = read_part(splits.train, "train", part.index, part.count)
+        test, test_files = read_part(splits.test, "test", part.index, part.count)
+        features = read_features_file(splits.features) if splits.features and part.index == 0 else None
+        facts = {"name": "splits", "implicit": False, "relevance": "rating", "train_files": len(train_files),
+                 "test_files": len(test_files)}
+        return train[columns], test[columns], features, None, facts
+    if part.count != 1:
+        raise ConfigError(
+            f"--part {part}: only a dataset of pre-split part files (dataset.name: splits) can be prepared in "
+            f"parts; {config.dataset.name} is loaded and split by one prepare"
+        )
+    dataset = load_configured_dataset(config.dataset)
     train, test = _split(dataset.ratings, config)
     relevance = "rating"
     if dataset.implicit and config.dataset.implicit_relevance == "quintile":
@@ -180,22 +325,116 @@ def prepare_step(
     if len(test) == 0:
         raise InputError(f"dataset {dataset.name}: the split left no test interactions (too few ratings per user?)")
     features = dataset.features[["item", "feature", "weight"]].reset_index(drop=True)
-    items = dataset.items.reset_index(drop=True)
-    objects = {}
-    for name, frame in (("train", train[columns]), ("test", test[columns]), ("features", features),
-                        ("items", items)):
-        objects[f"{name}.parquet"] = _parquet(frame.reset_index(drop=True))
+    facts = {"name": dataset.name, "implicit": bool(dataset.implicit), "relevance": relevance}
+    return (train[columns].reset_index(drop=True), test[columns].reset_index(drop=True), features,
+            dataset.items.reset_index(drop=True), facts)
+
+
+def prepare_part(store: Store, run_id: str, config: RunConfig, part: Shard, *, force: bool = False
+                 ) -> dict[str, Any]:
+    """Prepare part ``part``: its rows into the buckets, its partial statistics (see :func:`prepare_step`)."""
+    prefix = layout.prepare_part_prefix(run_id, part)
+    if store.is_complete(prefix) and not force:
+        log.info("prepare %s part %s: already done, nothing to do", run_id, part)
+        return store.marker(prefix) or {}
+    started = time.perf_counter()
+    store.delete(join(prefix, MARKER))
+    train, test, features, items, facts = _load_part(config, part)
+    buckets = config.shards
+    for table, frame in (("train", train), ("test", test)):
+        for j, rows in enumerate(_bucket_rows(frame, buckets)):
+            bucket = Shard(j, buckets)
+            store.write_parquet(layout.bucket_key(run_id, table, bucket, part), rows)
+            users = pd.DataFrame({"user": pd.unique(rows["user"])})
+            store.write_parquet(layout.part_users_key(run_id, part, table, bucket), users)
+    statistics = GlobalStatistics.of(train, test).with_features(features)
+    objects = {join("statistics", name): data for name, data in statistics.to_objects().items()}
+    if items is not None:
+        objects["items.parquet"] = _parquet(items)
+    marker = {"kind": "prepare-part", "layout": layout.LAYOUT_VERSION, "part": str(part), "shards": buckets,
+              "config": _config_digest(config), "dataset": facts, "train": len(train), "test": len(test)}
+    store.publish(prefix, objects, marker)
+    log.info("prepare %s part %s: %d train / %d test rows into %d buckets (%.1fs)", run_id, part, len(train),
+             len(test), buckets, time.perf_counter() - started)
+    return marker
+
+
+def _finished_parts(store: Store, run_id: str) -> list[Shard]:
+    """Every prepare part of the run, all finished; InputError naming the first that is not."""
+    root = layout.prepare_parts_root(run_id)
+    found = [p for name in store.list_dirs(root) if (p := layout.parse_part_name(name)) is not None]
+    counts = sorted({p.count for p in found})
+    if not counts:
+        raise InputError(f"{store.url(root)}: no prepare part has run: run `receval prepare --part I/P` first")
+    if len(counts) > 1:
+        raise InputError(f"{store.url(root)}: prepare parts of different counts ({', '.join(map(str, counts))}): "
+                         f"prepare again under a new run id")
+    parts = [Shard(i, counts[0]) for i in range(counts[0])]
+    for p in parts:
+        if not store.is_complete(layout.prepare_part_prefix(run_id, p)):
+            raise InputError(
+                f"{store.url(layout.prepare_part_prefix(run_id, p))}: prepare part {p} has not finished "
+                f"(no _SUCCESS marker): run `receval prepare --run-id {run_id} --part {p}`"
+            )
+    return parts
+
+
+def _distinct_users(store: Store, run_id: str, parts: list[Shard], table: str, bucket: Shard) -> pd.Index:
+    lists = [store.read_parquet(layout.part_users_key(run_id, p, table, bucket))["user"] for p in parts]
+    return pd.Index(pd.unique(pd.concat(lists, ignore_index=True)))
+
+
+def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool = False,
+                   meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge the prepare parts and publish the dataset (see :func:`prepare_step`)."""
+    started = time.perf_counter()
+    prefix = layout.dataset_prefix(run_id)
+    meta = meta or _start_run(store, run_id, config, force)
+    store.delete(join(prefix, MARKER))
+    parts = _finished_parts(store, run_id)
+    markers = [store.marker(layout.prepare_part_prefix(run_id, p)) or {} for p in parts]
+    digest = _config_digest(config)
+    for p, marker in zip(parts, markers):
+        if marker.get("config") != digest or marker.get("shards") != config.shards:
+            raise InputError(
+                f"{store.url(layout.prepare_part_prefix(run_id, p))}: prepared with another configuration than "
+                f"this finish's: run every part and the finish with the same --config"
+            )
+    partial = [_read_statistics(store, layout.part_statistics_prefix(run_id, p)) for p in parts]
+    # Users are disjoint across buckets, so per-bucket distinct counts add up; within a bucket a
+    # user may come from several parts (part files of an export), hence the union of their lists.
+    train_users = test_users = all_users = 0
+    for j in range(config.shards):
+        bucket = Shard(j, config.shards)
+        in_train = _distinct_users(store, run_id, parts, "train", bucket)
+        in_test = _distinct_users(store, run_id, parts, "test", bucket)
+        train_users += len(in_train)
+        test_users += len(in_test)
+        all_users += len(in_train.union(in_test))
+    statistics = GlobalStatistics.merge(partial, n_train_users=train_users, n_test_users=test_users)
+    if statistics.digest["test"][0] == 0:
+        raise InputError(f"dataset {config.dataset.name}: no test interactions")
+    items_key = layout.part_items_key(run_id, parts[0])
+    items = (store.read_parquet(items_key) if store.exists(items_key)
+             else pd.DataFrame({"item": statistics.items}))
+    for name, data in statistics.to_objects().items():
+        store.write_bytes(join(layout.statistics_prefix(run_id), name), data)
+    store.write_parquet(layout.items_key(run_id), items)
+    facts = markers[0].get("dataset", {})
     stats = {
-        "name": dataset.name, "implicit": bool(dataset.implicit), "relevance": relevance,
-        "users": int(dataset.ratings["user"].nunique()), "items": int(dataset.ratings["item"].nunique()),
-        "train": len(train), "test": len(test), "test_users": int(test["user"].nunique()),
-        "features": int(features["feature"].nunique()),
+        "name": facts.get("name", config.dataset.name), "implicit": bool(facts.get("implicit", False)),
+        "relevance": facts.get("relevance", "rating"), "users": all_users, "items": statistics.catalog_size,
+        "train": statistics.digest["train"][0], "test": statistics.digest["test"][0], "test_users": test_users,
+        "train_users": train_users,
+        "features": 0 if statistics.features is None else int(statistics.features["feature"].nunique()),
     }
-    store.publish(prefix, objects, {"kind": "dataset", **stats})
+    store.write_json(join(prefix, MARKER), {"kind": "dataset", "layout": layout.LAYOUT_VERSION,
+                                            "shards": config.shards, "parts": len(parts), **stats})
     meta["dataset"] = stats
-    store.write_json(key, meta)
-    log.info("prepare %s: %s, %d train / %d test interactions, %d test users (%.1fs)", run_id, dataset.name,
-             len(train), len(test), stats["test_users"], time.perf_counter() - started)
+    store.write_json(layout.run_json_key(run_id), meta)
+    log.info("prepare %s: %s, %d train / %d test interactions, %d test users, %d buckets from %d parts (%.1fs)",
+             run_id, stats["name"], stats["train"], stats["test"], test_users, config.shards, len(parts),
+             time.perf_counter() - started)
     return meta
 
 
@@ -230,7 +469,7 @@ def train_step(store: Store | str, run_id: str, algorithm: str, *, force: bool =
     algo = config.algorithm(algorithm)
     _require_dataset(store, run_id)
     started = time.perf_counter()
-    train = store.read_parquet(layout.dataset_key(run_id, "train"))
+    train = read_dataset(store, run_id, "train")  # the one step that reads every train bucket
     model = make(algo.name, **algo.params).fit(train, _features_or_none(store, run_id))
     model.save(store, prefix)
     log.info("train %s: fitted on %d interactions (%.1fs)", algorithm, len(train), time.perf_counter() - started)
@@ -241,10 +480,12 @@ def train_step(store: Store | str, run_id: str, algorithm: str, *, force: bool =
 
 
 def shard_users(store: Store, run_id: str, shard: Shard) -> np.ndarray:
-    """The test users of ``shard``, sorted (the users whose lists the shard holds)."""
-    users = pd.unique(store.read_parquet(layout.dataset_key(run_id, "test"), columns=["user"])["user"])
-    users = np.sort(np.asarray(users))
-    return users[shard.mask(users)]
+    """The test users of ``shard``, sorted (the users whose lists the shard holds), from its test bucket."""
+    return _sorted_users(read_bucket(store, run_id, "test", shard))
+
+
+def _sorted_users(test: pd.DataFrame) -> np.ndarray:
+    return np.sort(np.asarray(pd.unique(test["user"])))
 
 
 def predict_step(
@@ -266,10 +507,11 @@ def predict_step(
         return False
     store.delete(done_key)
     config = run_config(store, run_id)
-    _require_dataset(store, run_id)
+    marker = _require_dataset(store, run_id)
     started = time.perf_counter()
     model = Recommender.load(store, layout.model_prefix(run_id, algorithm))
-    users = shard_users(store, run_id, shard)
+    test = read_bucket(store, run_id, "test", shard, marker)
+    users = _sorted_users(test)
     frames: list[pd.DataFrame] = []
     scored = 0
     batch_size = config.recommend.batch_size
@@ -282,8 +524,7 @@ def predict_step(
     if frames:
         recs = pd.concat(frames, ignore_index=True)[list(REC_COLUMNS)]
     else:  # no test user hashes to this shard
-        test_user = store.read_parquet(layout.dataset_key(run_id, "test"), columns=["user"])["user"]
-        recs = pd.DataFrame({"user": pd.Series(dtype=test_user.dtype), "item": pd.Series(dtype=np.int64),
+        recs = pd.DataFrame({"user": pd.Series(dtype=test["user"].dtype), "item": pd.Series(dtype=np.int64),
                              "rank": pd.Series(dtype=np.int64), "score": pd.Series(dtype=np.float64)})
     store.write_parquet(key, recs)
     store.write_json(done_key, {"kind": "recs", "algorithm": algorithm, "shard": str(shard), "users": len(users),
@@ -301,7 +542,7 @@ def evaluate_step(
 ) -> bool:
     """Evaluate the lists of ``shard`` and publish the engine's partial state under
     ``metrics/<algorithm>/shard-…/``. Returns False when it was already published."""
-    from receval.metrics.engine import evaluate
+    from receval.metrics.engine import evaluate_shard
     from receval.pipeline.evaluation import write_partial
 
     store = _open(store)
@@ -310,7 +551,7 @@ def evaluate_step(
         log.info("evaluate %s shard %s: already done, nothing to do", algorithm, shard)
         return False
     config = run_config(store, run_id)
-    _require_dataset(store, run_id)
+    marker = _require_dataset(store, run_id)
     recs_key = layout.recs_key(run_id, algorithm, shard)
     if not store.exists(layout.recs_done_key(run_id, algorithm, shard)):
         raise InputError(
@@ -318,11 +559,16 @@ def evaluate_step(
             f"run `receval predict --run-id {run_id} --algorithm {algorithm} --shard {shard}` first"
         )
     started = time.perf_counter()
-    train = store.read_parquet(layout.dataset_key(run_id, "train"))
-    test = store.read_parquet(layout.dataset_key(run_id, "test"))
+    engine_config = config.evaluation.to_engine()
+    # the shard's own rows, the global statistics and its lists: nothing O(users) of other shards
+    statistics = read_statistics(store, run_id)
+    train = read_bucket(store, run_id, "train", shard, marker)
+    test = read_bucket(store, run_id, "test", shard, marker)
     recs = store.read_parquet(recs_key)
-    state = evaluate(train, test, recs, _features_or_none(store, run_id), config.evaluation.to_engine(),
-                     shard=shard, progress=progress)
+    # item vectors over every train user: the one evaluation that reads the whole train
+    ratings_train = read_dataset(store, run_id, "train") if engine_config.distance == "ratings" else None
+    state = evaluate_shard(statistics, train, test, recs, engine_config, shard=shard, progress=progress,
+                           ratings_train=ratings_train)
     write_partial(store, prefix, state, extra={"algorithm": algorithm, "shard": str(shard), "finished": now()})
     log.info("evaluate %s shard %s: %d users (%.1fs)", algorithm, shard, state.n_users,
              time.perf_counter() - started)
@@ -448,7 +694,11 @@ __all__ = [
     "mark_failed_step",
     "predict_step",
     "prepare_step",
+    "read_bucket",
+    "read_dataset",
+    "read_items",
     "read_run",
+    "read_statistics",
     "run_config",
     "shard_users",
     "train_step",

@@ -1,0 +1,208 @@
+"""The global statistics of an evaluation: what every shard needs and no shard can compute alone.
+
+Metrics of one user read her own train profile and test rows, plus a few dataset-wide quantities:
+
+- ``n_i``, the train interactions of item ``i`` (EPC's popularity complement ``1 − n_i / |U|``, EFD's
+  free discovery ``−log2(n_i / Σ_j n_j)``), and ``|U|``, the number of train users;
+- the catalogue ``I = train ∪ test`` (the item index, "ties by item id", and the Gini universe);
+- the largest test rating (ERR's ``r_max``, the graded model's ``g_max``);
+- the item features (intent-aware aspects, feature distances).
+
+:class:`GlobalStatistics` holds exactly these, in O(items) memory, plus a digest of the data that
+shards compare before they are merged. It is a pure value: built from full frames
+(:meth:`GlobalStatistics.of`), or merged from the statistics of disjoint parts of the data
+(:meth:`GlobalStatistics.merge`), and (de)serialised to bytes — never read from a store here.
+
+Exactness of the merge. Every item-level field adds up over *any* partition of the rows: counts are
+sums, the catalogue is a union, the largest rating a max, the digest a sum of row hashes modulo 2^64.
+Distinct-user counts add up only over a partition by *user* (user shards: every user's rows are in
+one part). A prepare part that reads some part files of a Spark export may see a user whose rows are
+also in another part, so the caller that merges such parts passes the exact user counts (computed
+from the union of the parts' user lists) instead of letting :meth:`merge` add them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from receval.errors import InputError
+
+FORMAT = "receval-statistics/1"
+_MASK64 = (1 << 64) - 1
+
+
+def frame_digest(frame: pd.DataFrame | None) -> tuple[int, int]:
+    """``(rows, Σ row hashes mod 2^64)``: an order-independent digest that adds up over any row partition."""
+    if frame is None or len(frame) == 0:
+        return 0, 0
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
+    return len(frame), int(rows.sum(dtype=np.uint64))
+
+
+def _add_digests(digests: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    return sum(d[0] for d in digests), sum(d[1] for d in digests) & _MASK64
+
+
+@dataclass(frozen=True)
+class GlobalStatistics:
+    """Dataset-wide inputs of the metrics (see the module docstring).
+
+    Parameters
+    ----------
+    items : the catalogue train ∪ test, sorted by id.
+    train_interactions : ``n_i``, train rows of each catalogue item (0 for an item seen only in test).
+    n_train_users : distinct users with at least one train row.
+    n_test_users : distinct users with at least one test row.
+    max_test_rating : the largest test rating (NaN when there is no test row).
+    features : ``item, feature, weight`` rows, or None.
+    digest : ``{"train": (rows, hash), "test": ..., "features": ...}`` (see :func:`frame_digest`).
+    """
+
+    items: np.ndarray
+    train_interactions: np.ndarray
+    n_train_users: int
+    n_test_users: int
+    max_test_rating: float
+    features: pd.DataFrame | None
+    digest: dict[str, tuple[int, int]]
+
+    # -- building --------------------------------------------------------------------------------
+    @classmethod
+    def of(cls, train: pd.DataFrame, test: pd.DataFrame, features: pd.DataFrame | None = None) -> GlobalStatistics:
+        """The statistics of full ``train`` (``user, item, rating``), ``test`` and ``features`` frames."""
+        train_codes, train_items = pd.factorize(train["item"], sort=False)
+        items = pd.Index(pd.unique(pd.concat([pd.Series(train_items), test["item"]], ignore_index=True)))
+        items = items.sort_values()
+        counts = np.zeros(len(items), dtype=np.float64)
+        if len(train):
+            counts[items.get_indexer(train_items)] = np.bincount(train_codes, minlength=len(train_items))
+        ratings = test["rating"].to_numpy(np.float64)
+        has_features = features is not None and len(features) > 0
+        return cls(
+            items=items.to_numpy(),
+            train_interactions=counts,
+            n_train_users=int(train["user"].nunique()),
+            n_test_users=int(test["user"].nunique()),
+            max_test_rating=float(ratings.max()) if len(ratings) else float("nan"),
+            features=features[["item", "feature", "weight"]].reset_index(drop=True) if has_features else None,
+            digest={
+                "train": frame_digest(train[["user", "item", "rating"]]),
+                "test": frame_digest(test[["user", "item", "rating"]]),
+                "features": frame_digest(features[["item", "feature", "weight"]]) if has_features else (0, 0),
+            },
+        )
+
+    @classmethod
+    def merge(
+        cls, parts: Sequence[GlobalStatistics], *, n_train_users: int | None = None, n_test_users: int | None = None,
+    ) -> GlobalStatistics:
+        """The statistics of the union of disjoint row sets.
+
+        Item counts and digests are added, catalogues united, the largest rating is the max. User
+        counts are added unless given: pass them when a user's rows may sit in several parts (only
+        user-disjoint parts, like user shards, may let them add up). The features are the first
+        part's that has any.
+        """
+        if not parts:
+            raise ValueError("nothing to merge")
+        items = pd.Index(np.concatenate([p.items for p in parts])).unique().sort_values()
+        counts = np.zeros(len(items), dtype=np.float64)
+        for p in parts:
+            np.add.at(counts, items.get_indexer(p.items), p.train_interactions)
+        maxima = [p.max_test_rating for p in parts if not np.isnan(p.max_test_rating)]
+        features = next((p.features for p in parts if p.features is not None), None)
+        keys = sorted({k for p in parts for k in p.digest})
+        return cls(
+            items=items.to_numpy(),
+            train_interactions=counts,
+            n_train_users=sum(p.n_train_users for p in parts) if n_train_users is None else int(n_train_users),
+            n_test_users=sum(p.n_test_users for p in parts) if n_test_users is None else int(n_test_users),
+            max_test_rating=max(maxima) if maxima else float("nan"),
+            features=features,
+            digest={k: _add_digests([p.digest.get(k, (0, 0)) for p in parts]) for k in keys},
+        )
+
+    def with_features(self, features: pd.DataFrame | None) -> GlobalStatistics:
+        """The same statistics with these item features (and their digest)."""
+        if features is None or len(features) == 0:
+            return replace(self, features=None, digest={**self.digest, "features": (0, 0)})
+        features = features[["item", "feature", "weight"]].reset_index(drop=True)
+        return replace(self, features=features, digest={**self.digest, "features": frame_digest(features)})
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def catalog_size(self) -> int:
+        return len(self.items)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short text identifying the data (train, test and features rows)."""
+        return ";".join(f"{k}={self.digest[k][0]}:{self.digest[k][1]}" for k in sorted(self.digest))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for run.json and logs."""
+        return {
+            "items": self.catalog_size, "train_users": self.n_train_users, "test_users": self.n_test_users,
+            "train": self.digest["train"][0], "test": self.digest["test"][0],
+            "max_test_rating": None if np.isnan(self.max_test_rating) else self.max_test_rating,
+        }
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_objects(self) -> dict[str, bytes]:
+        """``statistics.json``, ``item_statistics.parquet`` and ``features.parquet``."""
+        meta = {
+            "format": FORMAT,
+            "n_train_users": self.n_train_users,
+            "n_test_users": self.n_test_users,
+            "max_test_rating": None if np.isnan(self.max_test_rating) else self.max_test_rating,
+            "digest": {k: list(v) for k, v in self.digest.items()},
+            "has_features": self.features is not None,
+        }
+        items = pd.DataFrame({"item": self.items, "train_interactions": self.train_interactions})
+        features = self.features if self.features is not None else pd.DataFrame(
+            {"item": pd.Series(dtype=items["item"].dtype), "feature": pd.Series(dtype=object),
+             "weight": pd.Series(dtype=np.float64)})
+        return {
+            "statistics.json": (json.dumps(meta, indent=2) + "\n").encode(),
+            "item_statistics.parquet": _parquet(items),
+            "features.parquet": _parquet(features),
+        }
+
+    @classmethod
+    def from_objects(cls, objects: dict[str, bytes], source: str = "statistics") -> GlobalStatistics:
+        try:
+            meta = json.loads(objects["statistics.json"])
+            if meta.get("format") != FORMAT:
+                raise InputError(f"{source}: not receval global statistics (format {meta.get('format')!r})")
+            items = pd.read_parquet(io.BytesIO(objects["item_statistics.parquet"]))
+            features = pd.read_parquet(io.BytesIO(objects["features.parquet"])) if meta["has_features"] else None
+            rating = meta["max_test_rating"]
+            return cls(
+                items=items["item"].to_numpy(),
+                train_interactions=items["train_interactions"].to_numpy(np.float64),
+                n_train_users=int(meta["n_train_users"]),
+                n_test_users=int(meta["n_test_users"]),
+                max_test_rating=float("nan") if rating is None else float(rating),
+                features=features if features is not None and len(features) else None,
+                digest={k: (int(v[0]), int(v[1])) for k, v in meta["digest"].items()},
+            )
+        except KeyError as exc:
+            raise InputError(f"{source}: incomplete global statistics (missing {exc.args[0]})") from None
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{source}: unreadable global statistics: {str(exc).splitlines()[0]}") from None
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+__all__ = ["GlobalStatistics", "frame_digest"]
