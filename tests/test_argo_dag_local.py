@@ -65,7 +65,7 @@ def pod_env(template: dict[str, Any], step: manifests.PipelineStep, server: S3Se
         if "container" in t and t["container"].get("args", [None])[0] == command
     ]  # fmt: skip
     assert containers, f"no container template runs `receval {command}`"
-    # prepare has two templates (from a config, from a dataset); their env must be the same.
+    # prepare has three templates (a part from a config, the finish, from a dataset); their env must be the same.
     assert all(c.get("env") == containers[0].get("env") for c in containers)
     container = containers[0]
     mounts = {m["mountPath"]: pod_tmp / m["name"] for m in container.get("volumeMounts", [])}
@@ -162,17 +162,19 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
         shards=SHARDS, cutoffs=CUTOFFS,
     )  # algorithms: the template's default
     steps = manifests.pipeline_steps(template, params)
-    # The DAG, written out by hand: prepare (from the config), per algorithm train → predict
-    # shards → evaluate shards, then aggregate.
-    expected = [["prepare"]]
+    # The DAG, written out by hand: prepare (from the config: its one part, prepare-parts = 1 by
+    # default, then the finish), per algorithm train → predict shards → evaluate shards, then aggregate.
+    expected = [["prepare", "0/1"], ["prepare", "finish"]]
     for algorithm in defaults:
         expected += [["train", algorithm]]
         expected += [[kind, algorithm, f"{i}/{SHARDS}"] for kind in ("predict", "evaluate") for i in range(SHARDS)]
     expected += [["aggregate"]]
 
     def coordinates(argv: tuple[str, ...]) -> list[str]:
+        if argv[-1] == "--finish":
+            return [argv[1], "finish"]
         options = dict(zip(argv[2::2], argv[3::2]))
-        return [argv[1], *(options[o] for o in ("--algorithm", "--shard") if o in options)]
+        return [argv[1], *(options[o] for o in ("--algorithm", "--shard", "--part") if o in options)]
 
     assert [coordinates(s.argv) for s in steps] == expected
 
@@ -182,7 +184,8 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
             run_pod(step, pod_env(template, step, server, tmp_path / "pods" / step.task))
 
     waves = fan_out_waves(steps)
-    assert [len(w) for w in waves] == [1, len(defaults), 1]  # prepare | one branch per algorithm | aggregate
+    # prepare part | prepare finish | one branch per algorithm | aggregate
+    assert [len(w) for w in waves] == [1, 1, len(defaults), 1]
     for wave in waves:
         with ThreadPoolExecutor(max_workers=len(wave)) as pool:
             for future in [pool.submit(run_branch, branch) for branch in wave]:
@@ -227,7 +230,8 @@ def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_serve
     template = manifests.workflow_template()
     (container,) = [
         t["container"] for t in template["spec"]["templates"]
-        if "container" in t and t["container"]["args"][0] == command and t["name"] != "prepare-from-config"
+        if "container" in t and t["container"]["args"][0] == command
+        and t["name"] not in ("prepare-from-config", "prepare-finish")
     ]  # fmt: skip
     step = manifests.PipelineStep(task=command, argv=("receval", command),
                                   env={e["name"]: e["value"] for e in container["env"] if "value" in e})

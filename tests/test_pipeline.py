@@ -71,7 +71,10 @@ def test_layout_keys_follow_the_documented_run_folder():
     # docs/run-layout.md, written out by hand
     shard = Shard(3, 8)
     assert layout.run_json_key("r1") == "runs/r1/run.json"
-    assert layout.dataset_key("r1", "train") == "runs/r1/dataset/train.parquet"
+    assert layout.bucket_key("r1", "train", shard, Shard(0, 2)) == \
+        "runs/r1/dataset/train/shard-00003-of-00008/part-00000-of-00002.parquet"
+    assert layout.statistics_prefix("r1") == "runs/r1/dataset/statistics"
+    assert layout.prepare_part_prefix("r1", Shard(1, 2)) == "runs/r1/dataset/parts/part-00001-of-00002"
     assert layout.model_prefix("r1", "mf") == "runs/r1/models/mf"
     assert layout.recs_key("r1", "mf", shard) == "runs/r1/recs/mf/shard-00003-of-00008.parquet"
     assert layout.recs_done_key("r1", "mf", shard) == "runs/r1/recs/mf/shard-00003-of-00008.parquet.done"
@@ -173,9 +176,9 @@ def test_implicit_grades_are_the_users_play_count_quintiles():
 
 def test_sharded_pipeline_equals_one_pass_of_the_engine_over_all_users(finished):
     store, run_id, config, records = finished
-    train = store.read_parquet(layout.dataset_key(run_id, "train"))
-    test = store.read_parquet(layout.dataset_key(run_id, "test"))
-    features = store.read_parquet(layout.dataset_key(run_id, "features"))
+    train = steps.read_dataset(store, run_id, "train")
+    test = steps.read_dataset(store, run_id, "test")
+    features = steps.read_statistics(store, run_id).features
     users = np.sort(test["user"].unique())
     for label in config.labels:
         algo = config.algorithm(label)
@@ -204,7 +207,7 @@ def test_finished_run_is_complete_with_its_summary_and_markers(finished):
     assert meta["status"] == "complete" and meta["finished"] >= meta["created"]
     assert set(meta["versions"]) >= {"receval", "python", "numpy", "pandas"}
     assert meta["config"] == config.to_dict() and meta["algorithms"] == ["pop", "ub", "rnd"]
-    assert meta["dataset"]["test_users"] == store.read_parquet(layout.dataset_key(run_id, "test"))["user"].nunique()
+    assert meta["dataset"]["test_users"] == steps.read_dataset(store, run_id, "test")["user"].nunique()
     assert store.read_json(layout.summary_key(run_id)) == records
     assert {r["algorithm"] for r in records} == {"pop", "ub", "rnd"}
     summary = store.read_parquet(layout.summary_parquet_key(run_id))
@@ -229,8 +232,8 @@ def prepared(store: LocalStore, run_id: str = "r", **changes) -> RunConfig:
 def test_prepare_writes_the_split_and_keeps_its_creation_time_on_retry(store):
     config = prepared(store)
     meta = store.read_json(layout.run_json_key("r"))
-    train = store.read_parquet(layout.dataset_key("r", "train"))
-    test = store.read_parquet(layout.dataset_key("r", "test"))
+    train = steps.read_dataset(store, "r", "train")
+    test = steps.read_dataset(store, "r", "test")
     assert list(train.columns) == ["user", "item", "rating"] and list(test.columns) == ["user", "item", "rating"]
     assert meta["status"] == "running" and meta["dataset"]["train"] == len(train)
     # the split partitions the generated ratings
@@ -263,7 +266,7 @@ def test_steps_are_idempotent_and_force_recomputes(store):
     assert steps.evaluate_step(store, "r", "ub", shard) is False and partial.stat().st_mtime_ns == stamp
     assert steps.evaluate_step(store, "r", "ub", shard, force=True) is True and partial.stat().st_mtime_ns > stamp
     # the shard holds exactly the test users that hash to it, each with a full list
-    test_users = store.read_parquet(layout.dataset_key("r", "test"))["user"].unique()
+    test_users = steps.read_dataset(store, "r", "test")["user"].unique()
     assert set(recs["user"]) == set(test_users[shard.mask(test_users)])
     assert (recs.groupby("user")["rank"].max() == 10).all()
 

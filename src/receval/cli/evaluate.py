@@ -70,7 +70,7 @@ def evaluate(
     metric: Optional[list[str]] = metric_option(help="Metrics to report: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K"),
     relevance: Optional[list[str]] = typer.Option(None, "--relevance", metavar="MODEL[,...]", help="Relevance models for bare novelty/diversity metrics: none, binary, background, graded, ndcg, err.", show_default=False),
     discount: Optional[list[str]] = typer.Option(None, "--discount", metavar="DISCOUNT[,...]", help="Rank discounts for bare novelty/diversity metrics: none, log, exp, reciprocal.", show_default=False),
-    distance: str = typer.Option("cosine", "--distance", help="Item distance: cosine or jaccard over features, or ratings (cosine over train user vectors)."),
+    distance: str = typer.Option("cosine", "--distance", help="Item distance: cosine or jaccard over features, or ratings (cosine over train user vectors: needs the whole train, so a --shard step still reads all of it)."),
     alpha: float = typer.Option(0.5, "--alpha", help="alpha-nDCG redundancy penalty."),
     exp_base: float = typer.Option(0.85, "--exp-base", help="Base b of the exp discount b^(k-1)."),
     background: float = typer.Option(0.0, "--background", help="Prior relevance of unjudged items (background model)."),

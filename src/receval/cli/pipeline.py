@@ -66,10 +66,16 @@ def register(app: typer.Typer) -> None:
     app.command(
         "prepare", no_args_is_help=True,
         help=(
-            "Pipeline step 1: load and split the dataset into STORE/runs/RUN_ID/dataset/ and write run.json.\n\n"
+            "Pipeline step 1: load and split the dataset into STORE/runs/RUN_ID/dataset/ and write run.json: "
+            "train and test bucketed by user shard, and the small global statistics every shard shares.\n\n"
             "The configuration comes from --config (YAML/JSON, local or s3://), flags on top.\n\n"
+            "A dataset of pre-split part files (dataset.name: splits) can be prepared by P pods: "
+            "[b]--part I/P[/b] reads every P-th part file, then [b]--finish[/b] merges the parts and publishes "
+            "the dataset.\n\n"
             "[b]Examples[/b]\n\n  receval prepare --store s3://b/receval --run-id r1 --config s3://b/configs/ml-100k.yaml\n\n"
-            "  receval prepare --store ./runs --run-id r1 --dataset ml-100k --data-dir /data/recsys"
+            "  receval prepare --store ./runs --run-id r1 --dataset ml-100k --data-dir /data/recsys\n\n"
+            "  receval prepare --store s3://b/receval --run-id r2 --config s3://b/configs/export.yaml --part 3/8   "
+            "(8 pods, then: ... --finish)"
         ),
     )(prepare_command)
     app.command(
@@ -133,16 +139,28 @@ def prepare_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name (overrides the configuration).", show_default=False),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
     cutoffs: Optional[list[str]] = cutoff_option(help="Cutoffs (override the configuration)", envvar="RECEVAL_CUTOFFS"),
+    shards: Optional[int] = typer.Option(None, "--shards", envvar="RECEVAL_SHARDS", help="User shards to bucket train and test into (overrides the configuration; predict/evaluate --shard I/N read one bucket when N is a multiple of it).", show_default=False),
+    part: Optional[str] = typer.Option(None, "--part", help="Prepare only part I of P (I/P, 0-based): every P-th part file of a dataset.name: splits dataset; then run --finish once.", show_default=False),
+    finish: bool = flag("Merge the finished parts' statistics and publish the dataset (after every --part I/P).", "--finish"),
     force: bool = flag("Prepare again even if the dataset is published.", "--force"),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
     from receval.config import flag_overrides, load_config
+    from receval.metrics.sharding import Shard
     from receval.pipeline import steps
 
     _log_steps()
-    overrides = flag_overrides(dataset=dataset, data_dir=data_dir, cutoffs=parse_cutoffs(cutoffs))
+    piece = None
+    if part is not None:
+        from receval.errors import ConfigError
+
+        try:
+            piece = Shard.parse(part)
+        except ConfigError as exc:  # the I/N rule is the shard's; the flag here is --part
+            raise ConfigError(str(exc).replace("--shard", "--part", 1)) from None
+    overrides = flag_overrides(dataset=dataset, data_dir=data_dir, cutoffs=parse_cutoffs(cutoffs), shards=shards)
     cfg = load_config(config or None, overrides, **_store_options(endpoint_url))
-    steps.prepare_step(open_store_option(store, endpoint_url), run_id, cfg, force=force)
+    steps.prepare_step(open_store_option(store, endpoint_url), run_id, cfg, force=force, part=piece, finish=finish)
 
 
 def train_command(
