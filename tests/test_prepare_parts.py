@@ -251,7 +251,8 @@ def test_part_files_are_read_from_s3_by_glob(rclone_server, tmp_path: Path, spli
     client = rclone_server.client()
     for table in ("train", "test"):
         for path in sorted(Path(local[table]).iterdir()):
-            client.put_object(Bucket=bucket, Key=f"exports/{table}/{path.name}", Body=path.read_bytes())
+            # (a non-empty _SUCCESS: after an empty PUT this rclone stalls the next request for 60 s)
+            client.put_object(Bucket=bucket, Key=f"exports/{table}/{path.name}", Body=path.read_bytes() or b"ok")
     buf = io.BytesIO()
     features.to_parquet(buf, index=False)
     client.put_object(Bucket=bucket, Key="exports/features.parquet", Body=buf.getvalue())
