@@ -121,9 +121,15 @@ def test_step_commands_follow_the_dag():
     assert commands == expected
 
     with_config = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x", "config-uri": "s3://evals/c.yaml"})
-    assert with_config[0] == ["receval", "prepare", "--store", "s3://evals/x", "--run-id", "r2", "--config", "s3://evals/c.yaml"]
-    # 3 default algorithms × (1 train + 8 predict + 8 evaluate) + prepare + aggregate
-    assert len(with_config) == 3 * 17 + 2
+    prepare = ["receval", "prepare", "--store", "s3://evals/x", "--run-id", "r2", "--config", "s3://evals/c.yaml"]
+    # from a config, prepare fans out over prepare-parts (default 1) pods, then one finish
+    assert with_config[:2] == [[*prepare, "--part", "0/1"], [*prepare, "--finish"]]
+    # 3 default algorithms × (1 train + 8 predict + 8 evaluate) + prepare part + finish + aggregate
+    assert len(with_config) == 3 * 17 + 3
+    fanned = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x",
+                                                                      "config-uri": "s3://evals/c.yaml",
+                                                                      "prepare-parts": "3"})
+    assert fanned[:4] == [*([*prepare, "--part", f"{i}/3"] for i in range(3)), [*prepare, "--finish"]]
     steps = manifests.pipeline_steps(manifests.workflow_template(), params)
     assert steps[0].env["RECEVAL_CUTOFFS"] == "5,10,20"
 
@@ -150,8 +156,8 @@ def test_workflow_template_respects_argo_limits():
     assert spec["parallelism"] >= 1 and spec["activeDeadlineSeconds"] > 0 and spec["onExit"] == "exit-handler"
     assert spec["podGC"]["strategy"] and spec["ttlStrategy"]
     text = (REPO / "argo" / "workflowtemplate.yaml").read_text()
-    # shard fan-outs come from withSequence; nothing is passed through step outputs
-    assert "outputs:" not in text and text.count("withSequence:") == 2 and text.count("withParam:") == 1
+    # shard and prepare-part fan-outs come from withSequence; nothing is passed through step outputs
+    assert "outputs:" not in text and text.count("withSequence:") == 3 and text.count("withParam:") == 1
     for t in spec["templates"]:
         if "container" in t:
             container = t["container"]

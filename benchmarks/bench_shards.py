@@ -1,0 +1,146 @@
+"""What one predict or evaluate pod costs at N shards, as a user runs the pipeline.
+
+For each user count and each N it prepares a run folder bucketed N ways (``receval prepare`` from a
+``dataset.name: splits`` export of one synthetic split, so every N sees the same data), trains
+``pop`` once, then runs ``receval predict`` and ``receval evaluate`` for shard 0/N as separate
+processes — start-up, imports and reading included — and takes each one's CPU time (user + system)
+and peak RSS from ``wait4``. With ``--sum-shards N`` it also runs every shard of that N and reports
+the summed evaluate CPU against the one-shard pass (the price of splitting the work).
+
+    python benchmarks/bench_shards.py --users 400000 1000000 --shards 1 4 16 64 --sum-shards 16
+    python benchmarks/bench_shards.py --users 20000 --items 2000 --shards 1 4 --sum-shards 4   # a quick check
+
+Prints a Markdown table (and ``--json`` writes every measure). Run it on a quiet machine: the
+figures are per process, but a loaded machine inflates wall time and, through the page cache, CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def export_split(folder: Path, users: int, items: int, per_user: int, files: int, seed: int) -> dict[str, str]:
+    """One synthetic split (receval's generator and random 80/20 split) written as part files."""
+    from receval.data.split import split
+    from receval.data.synthetic import synthetic_dataset
+
+    done = folder / "DONE"
+    uris = {"train": str(folder / "train"), "test": str(folder / "test"), "features": str(folder / "features.parquet")}
+    if done.exists():
+        return uris
+    started = time.perf_counter()
+    data = synthetic_dataset(n_users=users, n_items=items, interactions_per_user=per_user, seed=seed)
+    train, test = split(data.ratings, "random", test_fraction=0.2, seed=seed)
+    for name, rows in (("train", train), ("test", test)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        rows = rows[["user", "item", "rating"]].reset_index(drop=True)
+        for i, chunk in enumerate(np.array_split(np.arange(len(rows)), files)):
+            rows.iloc[chunk].to_parquet(folder / name / f"part-{i:05d}.parquet", index=False)
+    data.features[["item", "feature", "weight"]].to_parquet(folder / "features.parquet", index=False)
+    done.write_text(f"{len(train)} train, {len(test)} test rows\n")
+    print(f"# data: {users} users, {items} items: {len(train)} train / {len(test)} test rows "
+          f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+    return uris
+
+
+def measured(argv: list[str]) -> dict[str, float]:
+    """Run ``receval ARGV`` in a fresh process; its wall time, CPU seconds and peak RSS (MiB)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "receval", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"receval {' '.join(argv)}: exit {proc.returncode}\n{stderr}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024}
+
+
+def receval(*argv: str) -> None:
+    subprocess.run([sys.executable, "-m", "receval", *argv], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def bench(users: int, args: argparse.Namespace, work: Path) -> list[dict]:
+    uris = export_split(work / f"data-{users}", users, args.items, args.per_user, args.files, args.seed)
+    rows = []
+    for n in args.shards:
+        store, run = str(work / f"store-{users}"), f"n{n}"
+        config = work / f"config-{users}-{n}.json"
+        config.write_text(json.dumps({
+            "dataset": {"name": "splits", "splits": uris}, "algorithms": ["pop"], "shards": n, "seed": args.seed,
+            "evaluation": {"cutoffs": args.cutoffs},
+        }))
+        receval("prepare", "--store", store, "--run-id", run, "--config", str(config))
+        receval("train", "--store", store, "--run-id", run, "--algorithm", "pop")
+        shards = range(n) if n in args.sum_shards else range(1)
+        evaluate_cpu = 0.0
+        for i in shards:
+            common = ["--store", store, "--run-id", run, "--algorithm", "pop", "--shard", f"{i}/{n}", "--force"]
+            predict = measured(["predict", *common])
+            evaluate = measured(["evaluate", *common])
+            evaluate_cpu += evaluate["cpu_s"]
+            if i == 0:
+                rows += [{"users": users, "shards": n, "step": step, **m}
+                         for step, m in (("predict", predict), ("evaluate", evaluate))]
+        if n in args.sum_shards:
+            rows.append({"users": users, "shards": n, "step": "evaluate, all shards", "cpu_s": evaluate_cpu})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    base = {(r["users"], r["step"]): r for r in rows if r["shards"] == 1}
+    one_pass = {r["users"]: r["cpu_s"] for r in rows if r["shards"] == 1 and r["step"] == "evaluate"}
+    lines = ["| users | N | step (shard 0/N) | wall | CPU | CPU / 1 shard | peak RSS | RSS / 1 shard |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["step"] == "evaluate, all shards":
+            ratio = r["cpu_s"] / one_pass[r["users"]] if r["users"] in one_pass else float("nan")
+            lines.append(f"| {r['users']:,} | {r['shards']} | evaluate, summed over all {r['shards']} shards | | "
+                         f"{r['cpu_s']:.1f} s | {ratio:.2f}× one pass | | |")
+            continue
+        b = base.get((r["users"], r["step"]))
+        cpu = f"{r['cpu_s'] / b['cpu_s']:.2f}×" if b else ""
+        rss = f"{r['rss_mib'] / b['rss_mib']:.2f}×" if b else ""
+        lines.append(f"| {r['users']:,} | {r['shards']} | {r['step']} | {r['wall_s']:.1f} s | {r['cpu_s']:.1f} s | "
+                     f"{cpu} | {r['rss_mib']:,.0f} MiB | {rss} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[400_000, 1_000_000])
+    parser.add_argument("--items", type=int, default=30_000)
+    parser.add_argument("--per-user", type=int, default=40, help="interactions per user before the 80/20 split")
+    parser.add_argument("--shards", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--sum-shards", type=int, nargs="*", default=[16],
+                        help="shard counts whose every shard is run, to sum the evaluate CPU")
+    parser.add_argument("--cutoffs", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--files", type=int, default=8, help="part files of the export")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/receval-bench-shards"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if 1 not in args.shards:
+        args.shards = [1, *args.shards]  # the ratios need the one-shard step
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = [row for users in args.users for row in bench(users, args, args.work)]
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
