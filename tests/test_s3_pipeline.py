@@ -195,7 +195,10 @@ def test_results_show_reads_values_that_match_an_independent_precision(finished)
     assert sorted(by_algorithm) == sorted(ALGORITHMS)
     # precision@10 = mean over ALL test users of |top-10 ∩ {i : test rating ≥ τ}| / 10 (docs/metrics:
     # always divided by N; a test user without a list counts 0), from the raw objects in the bucket.
-    test = bucket.parquet(f"runs/{run_id}/dataset/test.parquet")
+    # (the test set is bucketed by user shard: every object under dataset/test/, docs/run-layout.md)
+    objects = bucket.keys(f"{PREFIX}/runs/{run_id}/dataset/test/")
+    assert len(objects) == 2 and all(k.endswith(".parquet") for k in objects)
+    test = pd.concat([bucket.parquet(k[len(PREFIX) + 1:]) for k in objects], ignore_index=True)
     relevant = set(map(tuple, test.loc[test["rating"] >= THRESHOLD, ["user", "item"]].itertuples(index=False)))
     test_users = test["user"].nunique()
     expected_by_algorithm = {}

@@ -1,10 +1,14 @@
 """Run a metric set over batches of users and produce a mergeable partial state.
 
-``evaluate`` builds the :class:`~receval.metrics.batch.EvaluationContext` once, walks the evaluated
-users in batches (each metric family reads the same ``B × K`` matrices), and returns a
+``evaluate_shard`` takes the dataset-wide inputs as a
+:class:`~receval.metrics.statistics.GlobalStatistics` and only the evaluated users' own rows, builds
+the :class:`~receval.metrics.batch.EvaluationContext` once from them, walks the evaluated users in
+batches (each metric family reads the same ``B × K`` matrices), and returns a
 :class:`PartialState`: per-user values, item-exposure columns and counts. Partial states of disjoint
 user shards ``merge`` exactly — per-user means are ``fsum`` over users, system metrics are computed
 from summed exposure counts — so evaluating shard by shard gives the same summary as one pass.
+``evaluate`` is the same on full frames: it computes the statistics from them, then drops other
+shards' rows before indexing.
 
 Averaging follows receval's decision 9.3 (= RankSys MetricExample when lists are given for test
 users only): the users are the test users (≥ 1 test row); a test user without a list scores 0; a
