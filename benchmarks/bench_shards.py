@@ -73,8 +73,17 @@ def receval(*argv: str) -> None:
                    stderr=subprocess.DEVNULL)
 
 
+def exported(folder: Path, users: int, args: argparse.Namespace) -> dict[str, str]:
+    """:func:`export_split` in a child process: this one stays small, because a child's peak RSS
+    (``ru_maxrss``) counts the pages it shares with its parent between fork and exec."""
+    subprocess.run([sys.executable, __file__, "--export", str(folder), "--users", str(users), "--items",
+                    str(args.items), "--per-user", str(args.per_user), "--files", str(args.files), "--seed",
+                    str(args.seed)], check=True)
+    return {"train": str(folder / "train"), "test": str(folder / "test"), "features": str(folder / "features.parquet")}
+
+
 def bench(users: int, args: argparse.Namespace, work: Path) -> list[dict]:
-    uris = export_split(work / f"data-{users}", users, args.items, args.per_user, args.files, args.seed)
+    uris = exported(work / f"data-{users}", users, args)
     rows = []
     for n in args.shards:
         store, run = str(work / f"store-{users}"), f"n{n}"
@@ -132,7 +141,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/receval-bench-shards"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--export", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.export:
+        export_split(args.export, args.users[0], args.items, args.per_user, args.files, args.seed)
+        return
     if 1 not in args.shards:
         args.shards = [1, *args.shards]  # the ratios need the one-shard step
     args.work.mkdir(parents=True, exist_ok=True)
