@@ -37,14 +37,14 @@ def test_chosen_mf_parameters_beat_the_defaults_on_validation_ndcg(datasets_dir:
 
 
 def test_validation_is_carved_from_the_runs_train_set_only(tmp_path: Path, datasets_dir: Path):
-    from receval.pipeline.steps import load_configured_dataset, prepare_step
+    from receval.pipeline.steps import load_configured_dataset, prepare_step, read_dataset
     from receval.storage import open_store
 
     config = _config(datasets_dir)
     store = open_store(str(tmp_path))
     prepare_step(store, "r1", config)
-    train = store.read_parquet("runs/r1/dataset/train.parquet")
-    test = store.read_parquet("runs/r1/dataset/test.parquet")
+    train = read_dataset(store, "r1", "train")  # every train bucket (docs/run-layout.md)
+    test = read_dataset(store, "r1", "test")
     fit, validation = tuning_split(config, load_configured_dataset(config.dataset))
     assert _pairs(fit) | _pairs(validation) == _pairs(train)
     assert not _pairs(fit) & _pairs(validation)

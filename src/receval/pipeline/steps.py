@@ -191,6 +191,9 @@ def load_configured_dataset(cfg: DatasetConfig):
         from receval.data.synthetic import synthetic_dataset
 
         return synthetic_dataset(**cfg.synthetic.model_dump())
+    if cfg.name == "splits":
+        raise ConfigError("dataset splits: a split made elsewhere is read part file by part file by `receval prepare` "
+                          "(docs/pipeline.md), not loaded as one dataset")
     if cfg.name == "table":
         table = cfg.table
         assert table is not None  # the config refuses a table without one
