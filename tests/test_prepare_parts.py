@@ -272,3 +272,30 @@ def test_part_files_are_read_from_s3_by_glob(rclone_server, tmp_path: Path, spli
     meta = json.loads(client.get_object(Bucket=bucket, Key="runs-here/runs/s3/run.json")["Body"].read())
     assert meta["dataset"]["train"] == len(train) and meta["dataset"]["test_users"] == test["user"].nunique()
     assert meta["dataset"]["features"] == features["feature"].nunique()
+
+
+def test_shards_of_different_data_still_refuse_to_merge(tmp_path: Path):
+    """The fingerprint comes from the global statistics' digest, not from frames a shard no longer
+    holds: shard 1/2 of a run on other data (one rating changed) does not merge with shard 0/2."""
+    from receval.pipeline.evaluation import merge_partials
+
+    store = LocalStore(tmp_path)
+    base = {"algorithms": ["pop"], "evaluation": {"cutoffs": [10]}, "shards": 2}
+    train, test = None, None
+    for run, bump in (("a", 0.0), ("b", 1.0)):
+        data = synthetic_dataset(**SYNTHETIC, seed=2)
+        folder = tmp_path / f"export-{run}"
+        from receval.data.split import split as do_split
+
+        train, test = do_split(data.ratings, "random", test_fraction=0.2, seed=2)
+        test = test.reset_index(drop=True)
+        test.loc[0, "rating"] += bump  # one test rating differs, in one shard only
+        uris = export(folder, train[["user", "item", "rating"]], test[["user", "item", "rating"]], files=2)
+        config = RunConfig.from_mapping({"dataset": {"name": "splits", "splits": uris}, **base})
+        run_local(config, store.uri, run_id=run, workers=1, progress=False)
+    changed = Shard(int(shard_of(test["user"].iloc[[0]], 2)[0]), 2)
+    other = Shard(1 - changed.index, 2)
+    parts = [(store, layout.metrics_shard_prefix("a", "pop", changed)),
+             (store, layout.metrics_shard_prefix("b", "pop", other))]
+    with pytest.raises(InputError, match="other data"):
+        merge_partials(parts)
