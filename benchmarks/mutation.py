@@ -123,7 +123,7 @@ MUTANTS: list[Mutant] = [
            "d = 1.0 - prod / (n[items_i] + n[items_j] - prod)", "d = 1.0 - prod / (n[items_i] + n[items_j])",
            (EPD, VS_REF)),
     Mutant("pc-over-test-users", "metrics/batch.py",
-           'n_train_users=int(train["user"].nunique()),', "n_train_users=len(test_users),", METRICS),
+           "n_train_users=statistics.n_train_users,", "n_train_users=len(test_users),", METRICS),
     Mutant("relevant-mask-strict-threshold", "metrics/batch.py",
            "cache[key] = self.valid & (self.ratings >= threshold)",
            "cache[key] = self.valid & (self.ratings > threshold)", METRICS),
