@@ -85,15 +85,39 @@ def test_submit_dry_run_prints_valid_yaml_without_a_cluster(capsys):
     assert doc["kind"] == "Workflow"
 
 
-def test_submit_defaults_run_id_to_today(api, capsys, monkeypatch):
+def test_nightly_submit_uses_tonights_run_id_and_a_fixed_name(api, capsys, monkeypatch):
+    """The CronJob's `submit --nightly`: run id nightly-<today>, a Workflow named after it, so a
+    retried Job pod (or a second scheduler) gets 409 and starts nothing; the exit is still 0."""
     import datetime as dt
 
     with_template(api)
     monkeypatch.setenv("RECEVAL_STORE", "s3://evals/receval")  # the CronJob passes the ConfigMap as env
-    code, _, err = run_cli(["submit", "--kubeconfig", api.kubeconfig], capsys)
+    code, out, err = run_cli(["submit", "--kubeconfig", api.kubeconfig, "--nightly"], capsys)
     assert code == 0, err
     today = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d")
-    assert api.requests[-1].body["metadata"]["labels"]["receval.io/run-id"] == f"nightly-{today}"
+    body = api.requests[-1].body
+    assert body["metadata"]["labels"]["receval.io/run-id"] == f"nightly-{today}"
+    assert "generateName" not in body["metadata"] and out.strip() == body["metadata"]["name"]
+    workflows = [k for k in api.objects if "/workflows/" in k]
+    code, out, err = run_cli(["submit", "--kubeconfig", api.kubeconfig, "--nightly"], capsys)
+    assert code == 0, err
+    assert "already submitted" in out and [k for k in api.objects if "/workflows/" in k] == workflows
+    assert api.requests[-1].method == "POST"  # it was refused by the API (409), not skipped by us
+
+
+def test_manual_submit_never_takes_a_nightly_run_id(api, capsys, monkeypatch):
+    with_template(api)
+    monkeypatch.setenv("RECEVAL_STORE", "s3://evals/receval")
+    code, _, err = run_cli(["submit", "--kubeconfig", api.kubeconfig], capsys)
+    assert code == 0, err
+    run_id = api.requests[-1].body["metadata"]["labels"]["receval.io/run-id"]
+    assert run_id.startswith("manual-") and len(run_id) == len("manual-YYYYMMDD-HHMMSS")
+    # The same run id twice is refused with a one-line error, not a second run in the same folder.
+    args = ["submit", "--kubeconfig", api.kubeconfig, "--run-id", "trial-1"]
+    assert run_cli(args, capsys)[0] == 0
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "run trial-1 was submitted before" in err and "pick another --run-id" in err
 
 
 def test_submit_watch_follows_until_succeeded(api, capsys):
@@ -132,7 +156,8 @@ def test_schedule_creates_then_patches_then_suspends_and_deletes(api, capsys):
     base = ["schedule", "--kubeconfig", api.kubeconfig]
     code, out, err = run_cli([*base, "--at", "03:15", "--timezone", "Europe/Madrid"], capsys)
     assert code == 0, err
-    read, create = api.requests
+    other, read, create = api.requests
+    assert_wire(other, "GET", f"{ARGO}/cronworkflows/receval-nightly", None)  # no second scheduler
     assert_wire(read, "GET", f"{BATCH}/cronjobs/receval-nightly", None)
     assert_wire(create, "POST", f"{BATCH}/cronjobs")
     assert_valid(create.body, "schedule create")
@@ -144,13 +169,13 @@ def test_schedule_creates_then_patches_then_suspends_and_deletes(api, capsys):
     api.requests.clear()
     code, out, err = run_cli([*base, "--at", "04:00", "--algorithms", "pop"], capsys)
     assert code == 0, err
-    read, patch = api.requests
+    _, read, patch = api.requests
     assert_wire(patch, "PATCH", f"{BATCH}/cronjobs/receval-nightly", "application/strategic-merge-patch+json")
     assert_valid(patch.body, "schedule patch")
     assert "suspend" not in patch.body["spec"]  # an update keeps a paused schedule paused
     stored = api.objects[f"{BATCH}/cronjobs/receval-nightly"]
     assert stored["spec"]["schedule"] == "0 4 * * *"
-    assert stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--algorithms=pop"]
+    assert stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--nightly", "--algorithms=pop"]
     assert "updated" in out
 
     api.requests.clear()
@@ -169,15 +194,16 @@ def test_schedule_argo_cron_is_idempotent(api, capsys):
     base = ["schedule", "--kubeconfig", api.kubeconfig, "--argo-cron", "--at", "01:05", "--store", "s3://evals/nightly"]
     assert run_cli(base, capsys)[0] == 0
     assert run_cli(base, capsys)[0] == 0
-    methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in api.requests]
+    requests = [r for r in api.requests if "/cronworkflows" in r.path]
+    methods = [(r.method, r.path.rsplit("/", 1)[-1]) for r in requests]
     assert methods == [("GET", "receval-nightly"), ("POST", "cronworkflows"), ("GET", "receval-nightly"), ("PATCH", "receval-nightly")]
-    assert api.requests[3].content_type == "application/merge-patch+json"
-    for r in (api.requests[1], api.requests[3]):
+    assert requests[3].content_type == "application/merge-patch+json"
+    for r in (requests[1], requests[3]):
         assert_valid(r.body, "cron workflow")
     stored = api.objects[f"{ARGO}/cronworkflows/receval-nightly"]
     assert stored["spec"]["schedules"] == ["5 1 * * *"]
     params = {p["name"]: p["value"] for p in stored["spec"]["workflowSpec"]["arguments"]["parameters"]}
-    assert params["store"] == "s3://evals/nightly" and params["run-id"].startswith("nightly-{{workflow.creationTimestamp.Y}}")
+    assert params["store"] == "s3://evals/nightly" and params["run-id"].startswith("nightly-{{=")
 
 
 def test_status_joins_workflow_and_store(api, capsys, tmp_path):

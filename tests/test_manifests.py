@@ -124,14 +124,14 @@ def test_step_commands_follow_the_dag():
     prepare = ["receval", "prepare", "--store", "s3://evals/x", "--run-id", "r2", "--config", "s3://evals/c.yaml"]
     # from a config, prepare fans out over prepare-parts (default 1) pods, then one finish
     assert with_config[:2] == [[*prepare, "--part", "0/1"], [*prepare, "--finish"]]
-    # 3 default algorithms × (1 train + 8 predict + 8 evaluate) + prepare part + finish + aggregate
-    assert len(with_config) == 3 * 17 + 3
+    # 7 default algorithms (receval run's) × (1 train + 4 predict + 4 evaluate) + prepare part + finish + aggregate
+    assert len(with_config) == 7 * 9 + 3
     fanned = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x",
                                                                       "config-uri": "s3://evals/c.yaml",
                                                                       "prepare-parts": "3"})
     assert fanned[:4] == [*([*prepare, "--part", f"{i}/3"] for i in range(3)), [*prepare, "--finish"]]
     steps = manifests.pipeline_steps(manifests.workflow_template(), params)
-    assert steps[0].env["RECEVAL_CUTOFFS"] == "5,10,20"
+    assert steps[0].env["RECEVAL_CUTOFFS"] == "10,50"
 
 
 def test_step_commands_need_run_id_and_store():

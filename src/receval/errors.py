@@ -1,12 +1,29 @@
-"""Errors that reach the user as one line and exit code 2.
+"""Errors that reach the user as one line and an exit code that says whether to retry.
 
 Lower layers raise these with a message that already names the file, the column and the first
-offending row or user; the CLI prints ``receval: error: <message>`` and exits 2, never a traceback.
+offending row or user; the CLI prints ``receval: error: <message>`` and exits with the error's
+``exit_code``, never a traceback. The exit codes are a contract with the cluster (docs/deploy.md,
+"Exit codes"): Argo's retry expression and the Indexed Job's ``podFailurePolicy`` follow them.
+
+====  ==========================================================================================
+code  meaning
+====  ==========================================================================================
+0     success
+1     internal error (a bug, or the interpreter died): retried, it may be the node
+2     permanent: bad input, configuration or credentials; a retry cannot help (never retried)
+75    transient (``EX_TEMPFAIL``, sysexits.h): the store failed after its own retries (HTTP 5xx,
+      throttling, connection lost); retried by the cluster
+130   interrupted (SIGINT); 143 terminated (SIGTERM, e.g. preemption or eviction); 137 killed
+      (SIGKILL, e.g. OOM): all retried
+====  ==========================================================================================
 """
 
 from __future__ import annotations
 
 EXIT_INPUT_ERROR = 2
+#: sysexits.h EX_TEMPFAIL: "temporary failure, indicating something that is not really an error";
+#: the code the cluster retries for a store that failed after its own retries.
+EXIT_TRANSIENT = 75
 
 
 class ReceValError(Exception):
@@ -28,6 +45,12 @@ class ConfigError(ReceValError):
 
 class StoreError(ReceValError):
     """A store (local folder or S3) refused or failed an operation; names bucket and key."""
+
+
+class TransientStoreError(StoreError):
+    """The store failed in a way a later attempt may not (5xx, throttling, connection lost): exit 75."""
+
+    exit_code = EXIT_TRANSIENT
 
 
 class ClusterError(ReceValError):

@@ -47,6 +47,11 @@ def _today_run_id() -> str:
     return f"nightly-{dt.datetime.now(zone):%Y%m%d}"
 
 
+def _manual_run_id() -> str:
+    """A run id of its own for a submission by hand: never a nightly's folder."""
+    return f"manual-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+
+
 def _progress_table(workflow: dict[str, Any]) -> Any:
     from rich.table import Table
 
@@ -75,7 +80,8 @@ def register(app: typer.Typer) -> None:
     )
     def submit(
         store: str = typer.Option(None, "--store", envvar="RECEVAL_STORE", help="s3://bucket/prefix where run folders live.", rich_help_panel=_PIPE),
-        run_id: str = typer.Option(None, "--run-id", envvar="RECEVAL_RUN_ID", help="Run folder name (default nightly-YYYYMMDD, today in $RECEVAL_TIMEZONE or UTC).", rich_help_panel=_PIPE),
+        run_id: str = typer.Option(None, "--run-id", envvar="RECEVAL_RUN_ID", help="Run folder name (default manual-YYYYMMDD-HHMMSS, UTC; with --nightly nightly-YYYYMMDD).", rich_help_panel=_PIPE),
+        nightly: bool = typer.Option(False, "--nightly", help="The scheduled run (the CronJob passes it): run id nightly-YYYYMMDD, today in $RECEVAL_TIMEZONE or UTC; a second submission the same night does nothing.", rich_help_panel=_PIPE),
         dataset: str = typer.Option(None, "--dataset", envvar="RECEVAL_DATASET", help="Built-in dataset (used when --config is not given).", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", envvar="RECEVAL_CONFIG_URI", help="Run configuration URI, read by prepare.", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", envvar="RECEVAL_SHARDS", help="User shards of the predict/evaluate fan-outs.", rich_help_panel=_PIPE),
@@ -83,6 +89,7 @@ def register(app: typer.Typer) -> None:
         cutoffs: str = typer.Option(None, "--cutoff", "-k", envvar="RECEVAL_CUTOFFS", help="Comma-separated cutoffs, e.g. 5,10,20.", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", envvar="RECEVAL_IMAGE_REGISTRY", help="Registry/namespace of the receval images.", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", envvar="RECEVAL_IMAGE_TAG", help="Tag of the receval images.", rich_help_panel=_PIPE),
+        image_digest: list[str] = typer.Option(None, "--image-digest", envvar="RECEVAL_IMAGE_DIGEST", help="STEP=sha256:HEX (repeatable, or comma-separated): pull that step's image by digest.", rich_help_panel=_PIPE),
         template: str = typer.Option("receval-pipeline", "--template", envvar="RECEVAL_WORKFLOW_TEMPLATE", help="WorkflowTemplate to run."),
         watch: bool = typer.Option(False, "--watch", "-w", help="Follow the run's steps live until it finishes."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the Workflow YAML instead of creating it."),
@@ -96,18 +103,34 @@ def register(app: typer.Typer) -> None:
         Prints the Workflow's name. Parameters not given keep the WorkflowTemplate's defaults.
         """
         from receval.cluster import manifests
-        from receval.errors import ClusterError
+        from receval.cluster.client import AlreadyExistsError
+        from receval.errors import ClusterError, ConfigError
 
+        if nightly and run_id:
+            raise ConfigError("--nightly makes the run id (nightly-YYYYMMDD): do not give --run-id as well")
         params = _params(
-            run_id=run_id or _today_run_id(), store=store, dataset=dataset, config_uri=config, shards=shards,
-            algorithms=algorithms, cutoffs=cutoffs, image_registry=image_registry, image_tag=image_tag,
+            run_id=run_id or (_today_run_id() if nightly else _manual_run_id()), store=store, dataset=dataset,
+            config_uri=config, shards=shards, algorithms=algorithms, cutoffs=cutoffs, image_registry=image_registry,
+            image_tag=image_tag, image_digests=image_digest,
         )  # fmt: skip
         workflow = manifests.workflow(params, namespace=namespace, template_name=template)
         if dry_run:
             typer.echo(manifests.dump_yaml([workflow]), nl=False)
             return
         client = _client(kubeconfig, context, namespace)
-        name = client.submit(workflow)
+        try:
+            name = client.submit(workflow)
+        except AlreadyExistsError:
+            name = workflow["metadata"]["name"]
+            if not nightly:
+                raise ClusterError(
+                    f"run {params.run_id} was submitted before (Workflow {name} exists in namespace "
+                    f"{client.namespace}): pick another --run-id, or delete that Workflow to run it again "
+                    f"(argo delete {name}); its run folder is reused, finished steps are skipped"
+                ) from None
+            # A retried CronJob pod, or a second scheduler, the same night: the run exists already.
+            typer.echo(f"{name} (already submitted for run {params.run_id}: nothing to do)")
+            return
         typer.echo(name)
         if not watch:
             return
@@ -154,11 +177,16 @@ def register(app: typer.Typer) -> None:
         cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
+        image_digest: list[str] = typer.Option(None, "--image-digest", help="STEP=sha256:HEX (repeatable).", rich_help_panel=_PIPE),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the CronJob (or CronWorkflow) YAML instead of applying it."),
         kubeconfig: str = kube["kubeconfig"],
         context: str = kube["context"],
         namespace: str = kube["namespace"],
     ) -> None:
         """Create or update the nightly run (idempotent: creates it, or patches the existing one).
+
+        One scheduler at a time: creating, updating or resuming the CronJob suspends the Argo
+        CronWorkflow receval-nightly if it is active, and --argo-cron suspends the CronJob.
 
         The CronJob receval-nightly runs `receval submit` every day at --at with run id
         nightly-YYYYMMDD; with --argo-cron, the CronWorkflow receval-nightly does the same inside Argo.
@@ -170,25 +198,43 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("give at most one of --suspend, --resume, --delete")
         kind = "CronWorkflow" if argo_cron else "CronJob"
         name = manifests.CRONJOB_NAME
-        given_params = any(v is not None for v in (store, dataset, config, shards, algorithms, cutoffs, image_registry, image_tag))
+        given_params = any(
+            v is not None for v in (store, dataset, config, shards, algorithms, cutoffs, image_registry, image_tag)
+        ) or bool(image_digest)
         if (delete or ((suspend or resume) and at is None)) and given_params:
             raise ConfigError("pipeline options need --at: they rewrite the schedule")
         # Check every option before talking to the cluster.
         nightly = manifests.NightlySchedule(at=at or "02:30", timezone=timezone)
         params = _params(
             store=store, dataset=dataset, config_uri=config, shards=shards, algorithms=algorithms, cutoffs=cutoffs,
-            image_registry=image_registry, image_tag=image_tag,
+            image_registry=image_registry, image_tag=image_tag, image_digests=image_digest,
         )  # fmt: skip
+        build = manifests.cron_workflow if argo_cron else manifests.cronjob
+        if dry_run:
+            if delete or ((suspend or resume) and at is None):
+                raise ConfigError("--dry-run prints the schedule it would apply: give --at (not with --delete)")
+            body = build(nightly, params, namespace=namespace or manifests.DEFAULT_NAMESPACE, suspend=suspend)
+            typer.echo(manifests.dump_yaml([body]), nl=False)
+            return
         client = _client(kubeconfig, context, namespace)
         if delete:
             deleted = client.delete_cron_workflow(name) if argo_cron else client.delete_cronjob(name)
             typer.echo(f"{kind} {client.namespace}/{name} {'deleted' if deleted else 'did not exist'}")
             return
+        if not suspend:
+            # Before this one becomes active: two active schedulers would start two runs a night.
+            other, other_active, suspend_other = (
+                ("CronJob", client.cronjob_active, client.suspend_cronjob)
+                if argo_cron
+                else ("CronWorkflow", client.cron_workflow_active, client.suspend_cron_workflow)
+            )
+            if other_active(name):
+                suspend_other(name, True)
+                typer.echo(f"{other} {client.namespace}/{name} suspended: one scheduler at a time")
         if (suspend or resume) and at is None:
             (client.suspend_cron_workflow if argo_cron else client.suspend_cronjob)(name, suspend)
             typer.echo(f"{kind} {client.namespace}/{name} {'suspended' if suspend else 'resumed'}")
             return
-        build = manifests.cron_workflow if argo_cron else manifests.cronjob
         body = build(nightly, params, namespace=client.namespace, suspend=suspend)
         apply = client.apply_cron_workflow if argo_cron else client.apply_cronjob
         outcome = apply(body, keep_suspend=not (suspend or resume))
@@ -259,6 +305,7 @@ def register(app: typer.Typer) -> None:
         cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
+        image_digest: list[str] = typer.Option(None, "--image-digest", help="STEP=sha256:HEX (repeatable).", rich_help_panel=_PIPE),
         at: str = typer.Option("02:30", "--at", help="Daily start time HH:MM."),
         timezone: str = typer.Option("Etc/UTC", "--timezone", help="IANA time zone of --at."),
         argo_cron: bool = typer.Option(False, "--argo-cron", help="Schedule with an Argo CronWorkflow instead of a CronJob."),
@@ -268,13 +315,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write the deployment's manifests with your parameters into a folder, for GitOps (no cluster needed).
 
-        The S3 Secret is never rendered; create it from your secret manager.
+        Options not given take `receval run`'s defaults. With --run-id the run's Workflow has a fixed
+        name (kubectl apply works; applying it again changes nothing). The S3 Secret is never
+        rendered; create it from your secret manager.
         """
         from receval.cluster import manifests
 
         params = _params(
             run_id=run_id, store=store, dataset=dataset, config_uri=config, shards=shards, algorithms=algorithms,
-            cutoffs=cutoffs, image_registry=image_registry, image_tag=image_tag,
+            cutoffs=cutoffs, image_registry=image_registry, image_tag=image_tag, image_digests=image_digest,
         )  # fmt: skip
         rendered = manifests.render(
             out, params, schedule=manifests.NightlySchedule(at=at, timezone=timezone), namespace=namespace,

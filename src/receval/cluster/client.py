@@ -30,6 +30,10 @@ STEP_TEMPLATES: dict[str, tuple[str, ...]] = {
 FINISHED_PHASES = ("Succeeded", "Failed", "Error")
 
 
+class AlreadyExistsError(ClusterError):
+    """The object's fixed name is taken (409): for a Workflow, the run id was submitted before."""
+
+
 @dataclass(frozen=True)
 class StepProgress:
     """How far one pipeline step is: pods succeeded, failed and running out of the expected total."""
@@ -109,6 +113,8 @@ def _api_error(exc: Exception, action: str, namespace: str, host: str) -> Cluste
                 f"{action}: forbidden (403) in namespace {namespace}: {message or 'no RBAC permission'}; apply "
                 "k8s/base/rbac.yaml and use the receval-submitter account, or ask a cluster admin for the permission"
             )
+        if status == 409:
+            return AlreadyExistsError(f"{action}: {message or 'already exists'} (409) in namespace {namespace}")
         if status == 404 and "could not find the requested resource" in message:
             return ClusterError(
                 f"{action}: the cluster has no Argo Workflows API (argoproj.io/v1alpha1 not found, 404); install "
@@ -209,7 +215,10 @@ class ClusterClient:
 
     # -- workflows ------------------------------------------------------------------------------
     def submit(self, workflow: Mapping[str, Any]) -> str:
-        """Create ``workflow`` after checking that its WorkflowTemplate exists; return its name."""
+        """Create ``workflow`` after checking that its WorkflowTemplate exists; return its name.
+
+        A Workflow of the same name (the same run id) raises :class:`AlreadyExistsError`.
+        """
         template = workflow["spec"]["workflowTemplateRef"]["name"]
         action = f"submit run {workflow['metadata']['labels'].get(manifests.RUN_ID_LABEL)}"
         found = self._exists(
@@ -259,6 +268,19 @@ class ClusterClient:
             body["spec"].pop("suspend", None)
         self._call(action, self.batch.patch_namespaced_cron_job, name, self.namespace, body)
         return "updated"
+
+    def cronjob_active(self, name: str) -> bool | None:
+        """None if there is no such CronJob, else whether it is not suspended."""
+        found = self._exists(f"read CronJob {name}", self.batch.read_namespaced_cron_job, name, self.namespace)
+        return None if found is None else not bool(found.spec.suspend)
+
+    def cron_workflow_active(self, name: str) -> bool | None:
+        """None if there is no such CronWorkflow, else whether it is not suspended."""
+        found = self._exists(
+            f"read CronWorkflow {name}", self.custom.get_namespaced_custom_object,
+            manifests.API_GROUP, manifests.API_VERSION, self.namespace, "cronworkflows", name,
+        )  # fmt: skip
+        return None if found is None else not bool(found.get("spec", {}).get("suspend"))
 
     def suspend_cronjob(self, name: str, suspend: bool) -> None:
         action = f"{'suspend' if suspend else 'resume'} CronJob {name}"

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from receval import names
 from receval.errors import ConfigError
 
 API_GROUP = "argoproj.io"
@@ -37,11 +38,11 @@ APP_LABEL = "app.kubernetes.io/name"
 IMAGES = ("train", "predict", "evaluate")
 MIN_KUBERNETES = "1.29"
 MIN_ARGO = "3.7"
-
-# Kubernetes label values: at most 63 characters, alphanumerics at both ends; the run id is also
-# a folder name in the store, so keep it to these characters.
-_RUN_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
-_ALGORITHM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+#: Most shards of one run: Argo keeps about 4 nodes per shard and algorithm in the Workflow's
+#: ``status.nodes`` (predict and evaluate, each a retry node and its pod), and the Workflow object
+#: must stay well below etcd's 1.5 MB request limit without node-status offloading
+#: (docs/deploy.md, "Design limits").
+MAX_SHARDS = 512
 _HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 
@@ -94,12 +95,30 @@ def dump_yaml(documents: Iterable[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` if it can be a label value and a folder name, else raise ConfigError."""
-    if not _RUN_ID.fullmatch(run_id or ""):
-        raise ConfigError(
-            f"--run-id {run_id!r}: use 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter "
-            "or digit (e.g. nightly-20240501)"
-        )
-    return run_id
+    return names.check_run_id(run_id)
+
+
+def workflow_name(run_id: str) -> str:
+    """The Workflow of run ``run_id``: fixed, so a second submission of one run id gets 409 AlreadyExists.
+
+    ``receval-<run-id>-<hash>``, a DNS-1123 label of at most 63 characters (Argo copies it into
+    the ``workflows.argoproj.io/workflow`` label of every pod).
+    """
+    return names.object_name("receval", check_run_id(run_id))
+
+
+def known_algorithms(labels: Iterable[str]) -> None:
+    """Refuse what ``receval run`` refuses for algorithms given by name: an unknown one, a bad label."""
+    from receval.recommenders import algorithm_class
+
+    for label in labels:
+        algorithm_class(label)
+        names.check_label(label, "--algorithms: label")
+
+
+#: The step images whose digest can be pinned (``train-image-digest`` ... parameters).
+def _digest_parameter(step: str) -> str:
+    return f"{step}-image-digest"
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,8 @@ class PipelineParameters:
         Ranking cutoffs.
     image_registry, image_tag : str or None
         Where the receval step images come from.
+    image_digests : tuple of (step, digest) or None
+        ``(("train", "sha256:..."), ...)``: pull these images by digest (a tag can move).
     """
 
     run_id: str | None = None
@@ -133,6 +154,7 @@ class PipelineParameters:
     cutoffs: tuple[int, ...] | None = None
     image_registry: str | None = None
     image_tag: str | None = None
+    image_digests: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.run_id is not None:
@@ -142,20 +164,28 @@ class PipelineParameters:
                 f"--store {self.store!r}: pods need object storage, give s3://bucket/prefix "
                 "(bucket: 3-63 lowercase letters, digits, '.' or '-')"
             )
-        if self.shards is not None and not 1 <= self.shards <= 10000:
-            raise ConfigError(f"--shards {self.shards}: must be between 1 and 10000")
+        if self.shards is not None and not 1 <= self.shards <= MAX_SHARDS:
+            raise ConfigError(
+                f"--shards {self.shards}: must be between 1 and {MAX_SHARDS} (each shard adds Argo nodes to the "
+                "Workflow object; see docs/deploy.md, Design limits)"
+            )
         if self.algorithms is not None:
             if not self.algorithms:
                 raise ConfigError("--algorithms: give at least one algorithm, e.g. pop,ub")
             for name in self.algorithms:
-                if not _ALGORITHM.fullmatch(name):
-                    raise ConfigError(f"--algorithms: {name!r} is not an algorithm name")
+                names.check_label(name, "--algorithms: label")
             if len(set(self.algorithms)) != len(self.algorithms):
                 raise ConfigError(f"--algorithms {','.join(self.algorithms)}: an algorithm is listed twice")
         if self.cutoffs is not None and (not self.cutoffs or any(k < 1 for k in self.cutoffs)):
             raise ConfigError(f"--cutoffs {self.cutoffs}: give one or more cutoffs >= 1, e.g. 5,10,20")
-        if self.image_tag is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", self.image_tag):
-            raise ConfigError(f"--image-tag {self.image_tag!r}: not a valid image tag")
+        if self.image_tag is not None:
+            names.check_image_tag(self.image_tag)
+        if self.image_registry is not None:
+            names.check_image_registry(self.image_registry)
+        for step, digest in self.image_digests or ():
+            if step not in IMAGES:
+                raise ConfigError(f"--image-digest {step}=...: the images are {', '.join(IMAGES)}")
+            names.check_image_digest(digest, f"--image-digest {step}=")
 
     @classmethod
     def from_text(
@@ -170,6 +200,7 @@ class PipelineParameters:
         cutoffs: str | None = None,
         image_registry: str | None = None,
         image_tag: str | None = None,
+        image_digests: Iterable[str] | None = None,
     ) -> PipelineParameters:
         """Build from command-line text; empty strings (unset ConfigMap keys) count as not given."""
 
@@ -185,6 +216,15 @@ class PipelineParameters:
                 cutoff_list = tuple(int(k) for k in cutoffs.split(",") if k.strip())  # type: ignore[union-attr]
             except ValueError:
                 raise ConfigError(f"--cutoffs {cutoffs!r}: expected integers separated by commas, e.g. 5,10,20") from None
+        digests = None
+        if image_digests:
+            pairs = []
+            for text in (part.strip() for value in image_digests for part in value.split(",") if part.strip()):
+                step, sep, digest = text.partition("=")
+                if not sep:
+                    raise ConfigError(f"--image-digest {text!r}: expected STEP=sha256:<hex>, e.g. train=sha256:...")
+                pairs.append((step.strip(), digest.strip()))
+            digests = tuple(pairs)
         return cls(
             run_id=given(run_id),
             store=given(store),
@@ -195,6 +235,7 @@ class PipelineParameters:
             cutoffs=cutoff_list,
             image_registry=given(image_registry),
             image_tag=given(image_tag),
+            image_digests=digests,
         )
 
     def arguments(self) -> dict[str, str]:
@@ -210,6 +251,8 @@ class PipelineParameters:
             "image-registry": self.image_registry,
             "image-tag": self.image_tag,
         }
+        for step, digest in self.image_digests or ():
+            values[_digest_parameter(step)] = f"@{digest}"
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -244,7 +287,25 @@ def _image(params: PipelineParameters, step: str) -> str:
     defaults = _template_defaults(workflow_template())
     registry = params.image_registry or defaults["image-registry"]
     tag = params.image_tag or defaults["image-tag"]
-    return f"{registry}/receval-{step}:{tag}"
+    digest = dict(params.image_digests or ()).get(step)
+    return f"{registry}/receval-{step}:{tag}" + (f"@{digest}" if digest else "")
+
+
+def run_defaults() -> PipelineParameters:
+    """What ``receval run`` uses when given no options (:class:`receval.config.RunConfig`'s defaults).
+
+    The single source of the pipeline's defaults: ``receval render`` writes these, and the shipped
+    WorkflowTemplate and ConfigMap carry the same values (the test suite checks they agree).
+    """
+    from receval.config import RunConfig
+
+    defaults = RunConfig()
+    return PipelineParameters(
+        dataset=defaults.dataset.name,
+        shards=defaults.shards,
+        algorithms=tuple(a.label for a in defaults.algorithms),  # type: ignore[misc]
+        cutoffs=tuple(defaults.evaluation.cutoffs),
+    )
 
 
 def _template_defaults(template: Mapping[str, Any]) -> dict[str, str]:
@@ -256,6 +317,8 @@ def _template_defaults(template: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _set_namespace(doc: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    if namespace is not None:
+        names.check_namespace(namespace)
     if namespace and doc.get("kind") not in ("Namespace", "PriorityClass", "ClusterWorkflowTemplate"):
         doc.setdefault("metadata", {})["namespace"] = namespace
     return doc
@@ -267,16 +330,21 @@ def workflow(
     """A Workflow that runs the WorkflowTemplate ``template_name`` with ``params``.
 
     Only the given parameters are passed, so the template's defaults stay the single source of the
-    others. The run id is also a label, which is how ``receval status RUN`` finds the workflow.
+    others. The run id is also a label, which is how ``receval status RUN`` finds the workflow, and
+    it fixes the Workflow's name (:func:`workflow_name`): ``kubectl apply`` accepts the object, and a
+    second submission of the same run id is refused (409) instead of writing into the same folder.
+    Without a configuration (``config_uri``) the algorithms are registry names, checked here as
+    ``receval run`` checks them, before anything reaches the cluster.
     """
     if params.run_id is None or params.store is None:
         raise ConfigError("submitting a run needs --run-id and --store (s3://bucket/prefix)")
-    slug = re.sub(r"[^a-z0-9-]+", "-", params.run_id.lower()).strip("-")[:40] or "run"
+    if params.config_uri is None and params.algorithms is not None:
+        known_algorithms(params.algorithms)
     doc: dict[str, Any] = {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "Workflow",
         "metadata": {
-            "generateName": f"receval-{slug}-",
+            "name": workflow_name(params.run_id),
             "labels": {APP_LABEL: "receval", RUN_ID_LABEL: params.run_id},
         },
         "spec": {
@@ -329,7 +397,9 @@ def cronjob(
             env["value"] = schedule.timezone
     if params.run_id is not None:
         raise ConfigError("a schedule makes one run id per day (nightly-YYYYMMDD): do not give --run-id")
-    container["args"] = ["submit"] + [f"--{name}={value}" for name, value in _submit_options(params).items()]
+    container["args"] = ["submit", "--nightly"] + [
+        f"--{name}={value}" for name, value in _submit_options(params).items()
+    ]
     return _set_namespace(doc, namespace)
 
 
@@ -339,6 +409,10 @@ def _submit_options(params: PipelineParameters) -> dict[str, str]:
         options["algorithms"] = ",".join(params.algorithms or ())
     if "config-uri" in options:
         options["config"] = options.pop("config-uri")
+    for step, digest in params.image_digests or ():  # one --image-digest STEP=DIGEST each
+        options.pop(_digest_parameter(step))
+    if params.image_digests:
+        options["image-digest"] = ",".join(f"{step}={digest}" for step, digest in params.image_digests)
     return options
 
 
@@ -361,6 +435,7 @@ def cron_workflow(
     by_name = {p["name"]: p for p in parameters}
     for name, value in params.arguments().items():
         if name in by_name:
+            by_name[name].pop("valueFrom", None)  # a given --store wins over the ConfigMap's
             by_name[name]["value"] = value
         else:
             parameters.append({"name": name, "value": value})
@@ -373,12 +448,11 @@ def indexed_evaluate_job(
     """The evaluate fan-out of one algorithm as an Indexed Job (``k8s/indexed-job/evaluate-job.yaml``)."""
     if params.run_id is None or params.store is None:
         raise ConfigError("an Indexed Job is per run: give --run-id and --store")
-    if not _ALGORITHM.fullmatch(algorithm):
-        raise ConfigError(f"--algorithm {algorithm!r}: not an algorithm name")
+    names.check_label(algorithm, "--algorithm")
     doc = copy.deepcopy(load_document("k8s/indexed-job/evaluate-job.yaml"))
     shards = params.shards or int(_template_defaults(workflow_template())["shards"])
-    slug = re.sub(r"[^a-z0-9-]+", "-", f"{params.run_id}-{algorithm}".lower()).strip("-")[:50]
-    doc["metadata"]["name"] = f"receval-evaluate-{slug}"
+    # A Job's name is also the job-name label of its pods: at most 63 characters.
+    doc["metadata"]["name"] = names.object_name("receval-evaluate", params.run_id, algorithm)
     doc["metadata"]["labels"][RUN_ID_LABEL] = params.run_id
     spec = doc["spec"]
     spec["completions"] = shards
@@ -433,9 +507,15 @@ def render(
     Workflow of that run (plus, with ``indexed_jobs``, one evaluate Indexed Job per algorithm).
     The S3 Secret is never rendered: it must not land in a Git repository.
     """
+    names.check_namespace(namespace)  # also a part of the file names below
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     schedule = schedule or NightlySchedule()
+    # Unset values take `receval run`'s defaults, written out so that the rendered files say them.
+    defaults = run_defaults()
+    filled = {k: v if v is not None else getattr(defaults, k) for k, v in params.__dict__.items()}
+    if params.config_uri is not None:  # the configuration says which dataset; keep the template's fallback
+        filled["dataset"] = params.dataset
+    params = PipelineParameters(**filled)
     nightly = PipelineParameters(**{**params.__dict__, "run_id": None})
     documents: list[dict[str, Any]] = []
     documents += [_set_namespace(d, namespace) for d in load_documents("k8s/base/namespace.yaml")]
@@ -454,6 +534,7 @@ def render(
             algorithms = params.algorithms or tuple(json.loads(_template_defaults(workflow_template())["algorithms"]))
             documents += [indexed_evaluate_job(params, a, namespace=namespace) for a in algorithms]
     result = RenderedManifests()
+    out.mkdir(parents=True, exist_ok=True)
     for number, doc in enumerate(documents):
         name = doc["metadata"].get("name") or doc["metadata"]["generateName"].rstrip("-")
         path = out / f"{number:02d}-{doc['kind'].lower()}-{name}.yaml"

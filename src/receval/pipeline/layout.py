@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from receval import names
 from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard
 from receval.storage import MARKER, join
@@ -32,17 +33,13 @@ DATASET_DIR = "dataset"
 BUCKETED_TABLES = ("train", "test")
 DONE_SUFFIX = ".done"
 
-# Argo parameters, Kubernetes label values and S3 keys all accept these characters.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
 
 def check_name(value: str, what: str) -> str:
-    """Refuse a run id or algorithm label that would not be a safe single path segment."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
-        raise ConfigError(
-            f"{what} {value!r}: use 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
-    return value
+    """Refuse a run id or algorithm label that would not be a safe single path segment.
+
+    The rule lives in :func:`receval.names.check_label`; this is the run folder's use of it.
+    """
+    return names.check_label(value, what)
 
 
 def run_prefix(run_id: str) -> str:

@@ -29,7 +29,7 @@ import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from receval.errors import ConfigError, StoreError
+from receval.errors import ConfigError, StoreError, TransientStoreError
 from receval.storage import Store, join
 
 MiB = 1024 * 1024
@@ -50,6 +50,11 @@ PERMANENT_AUTH_CODES = frozenset(
     }
 )
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: Error codes that mean "try again later" whatever the HTTP status the server sent with them.
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+     "InternalError", "ServiceUnavailable", "RequestLimitExceeded"}
+)
 
 #: Failures while streaming a response body, after botocore returned (and stopped retrying).
 #: Connection failures before a response are botocore's to retry; retrying them here again
@@ -276,7 +281,11 @@ class S3Store(Store):
                     "check the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or "
                     "the service account's IAM role) and the bucket policy"
                 )
-            return StoreError(f"{where}: cannot {action}: {code} (HTTP {status}) after up to {self.retry.max_attempts} attempts")
+            # What is left is the server's trouble (5xx, 429 throttling, SlowDown, RequestTimeout):
+            # a later attempt may succeed, so the exit code tells the cluster to retry (75).
+            transient = (status or 0) >= 500 or status == 429 or code in TRANSIENT_CODES
+            error_class = TransientStoreError if transient else StoreError
+            return error_class(f"{where}: cannot {action}: {code} (HTTP {status}) after up to {self.retry.max_attempts} attempts")
         if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError | bexc.CredentialRetrievalError):
             return StoreError(
                 f"{where}: cannot {action}: no usable AWS credentials (set AWS_ACCESS_KEY_ID and "
@@ -286,7 +295,9 @@ class S3Store(Store):
             return StoreError(f"{where}: cannot {action}: invalid bucket or key name")
         endpoint = _redact_url(self.endpoint_url) if self.endpoint_url else "AWS S3"
         reason = type(exc).__name__
-        return StoreError(
+        # Connection refused/reset/timed out, or a body cut off mid-stream: botocore (and
+        # _with_retries) already tried; the cluster retries the step later (exit 75).
+        return TransientStoreError(
             f"{where}: cannot {action}: {reason} talking to {endpoint} after {self.retry.max_attempts} attempts"
         )
 
