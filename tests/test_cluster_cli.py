@@ -300,3 +300,107 @@ def test_render_writes_valid_manifests(tmp_path, capsys):
     assert config["data"]["RECEVAL_ALGORITHMS"] == "pop,ib" and config["data"]["RECEVAL_SHARDS"] == "4"
     jobs = [d for d in docs if d["kind"] == "Job"]
     assert {j["spec"]["completions"] for j in jobs} == {4}
+
+
+def test_one_scheduler_at_a_time(api, capsys):
+    """Either scheduler suspends the other: following the docs never leaves two nightly runs."""
+    base = ["schedule", "--kubeconfig", api.kubeconfig, "--at", "02:30"]
+    assert run_cli([*base, "--argo-cron"], capsys)[0] == 0
+    cron_workflow = f"{ARGO}/cronworkflows/receval-nightly"
+    cronjob = f"{BATCH}/cronjobs/receval-nightly"
+    assert not api.objects[cron_workflow]["spec"]["suspend"]
+
+    code, out, err = run_cli(base, capsys)  # now the CronJob
+    assert code == 0, err
+    assert api.objects[cron_workflow]["spec"]["suspend"] is True and not api.objects[cronjob]["spec"]["suspend"]
+    assert "CronWorkflow receval/receval-nightly suspended: one scheduler at a time" in out
+
+    code, out, err = run_cli([*base, "--argo-cron"], capsys)  # and back: the suspended one must run again
+    assert code == 0, err
+    assert api.objects[cronjob]["spec"]["suspend"] is True and api.objects[cron_workflow]["spec"]["suspend"] is False
+
+    code, out, err = run_cli(["schedule", "--kubeconfig", api.kubeconfig, "--resume"], capsys)  # resume the CronJob
+    assert code == 0, err
+    active = [not api.objects[path]["spec"]["suspend"] for path in (cronjob, cron_workflow)]
+    assert active == [True, False]
+
+
+def test_schedule_dry_run_prints_without_a_cluster(capsys):
+    code, out, err = run_cli(["schedule", "--at", "03:00", "--timezone", "Europe/Madrid", "--dry-run"], capsys)
+    assert code == 0, err
+    doc = yaml.safe_load(out)
+    assert_valid(doc, "schedule dry-run")
+    assert doc["kind"] == "CronJob" and doc["spec"]["schedule"] == "0 3 * * *"
+    code, out, err = run_cli(["schedule", "--argo-cron", "--at", "03:00", "--dry-run", "--shards", "2"], capsys)
+    assert code == 0, err
+    assert yaml.safe_load(out)["kind"] == "CronWorkflow"
+    code, _, err = run_cli(["schedule", "--dry-run", "--algorithms", "ub+ib", "--at", "03:00"], capsys)
+    assert code == 2 and "ub+ib" in err
+
+
+@pytest.mark.parametrize("algorithms, message", [("pop,foo", "unknown algorithm 'foo'"), ("ub+ib", "'ub+ib'")])
+def test_submit_refuses_what_run_refuses_before_sending(algorithms, message, capsys, tmp_path):
+    code, out, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--algorithms", algorithms, "--dry-run"], capsys)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1
+    code, _, err = run_cli(["run", "--store", str(tmp_path / "s"), "--algorithms", algorithms], capsys)
+    assert code == 2 and message in err
+    # With a configuration the labels are the file's (e.g. ub-50): only their syntax is checked here.
+    code, out, _ = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--config", "s3://evals/c.yaml",
+                            "--algorithms", "ub-50", "--dry-run"], capsys)  # fmt: skip
+    assert code == 0 and "ub-50" in out
+
+
+def test_render_refuses_a_namespace_that_is_a_path(tmp_path, capsys):
+    """--namespace is also a file-name part: 'x/../../pwned' used to write outside --out."""
+    out_dir = tmp_path / "deep" / "out"
+    code, out, err = run_cli(["render", "--out", str(out_dir), "--namespace", "x/../../pwned"], capsys)
+    assert code == 2 and "--namespace 'x/../../pwned'" in err and err.count("\n") == 1
+    assert list(tmp_path.rglob("*.yaml")) == [] and not out_dir.exists()
+    code, _, err = run_cli(["render", "--out", str(out_dir), "--image-registry", "ghcr.io/x:latest"], capsys)
+    assert code == 2 and "--image-registry" in err
+
+
+def test_render_defaults_are_run_defaults_and_the_run_workflow_has_a_fixed_name(tmp_path, capsys):
+    from receval.config import RunConfig
+
+    code, _, err = run_cli(["render", "--out", str(tmp_path), "--store", "s3://evals/x", "--run-id", "r1"], capsys)
+    assert code == 0, err
+    docs = {d["kind"]: d for d in (yaml.safe_load(p.read_text()) for p in tmp_path.glob("*.yaml"))}
+    defaults = {p["name"]: p.get("value") for p in docs["WorkflowTemplate"]["spec"]["arguments"]["parameters"]}
+    run = RunConfig()
+    assert json.loads(defaults["algorithms"]) == [a.label for a in run.algorithms]
+    assert defaults["shards"] == str(run.shards) and defaults["cutoffs"] == ",".join(map(str, run.evaluation.cutoffs))
+    assert docs["ConfigMap"]["data"]["RECEVAL_SHARDS"] == str(run.shards)
+    # kubectl apply needs metadata.name: the run's Workflow is named after its run id
+    workflow = docs["Workflow"]
+    assert "generateName" not in workflow["metadata"]
+    assert workflow["metadata"]["name"] == manifests.workflow_name("r1") and len(workflow["metadata"]["name"]) <= 63
+
+
+def test_image_digests_pin_the_pods_images(tmp_path, capsys):
+    digest = "sha256:" + "ab" * 32
+    code, out, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--dry-run",
+                              "--image-digest", f"evaluate={digest}"], capsys)  # fmt: skip
+    assert code == 0, err
+    params = {p["name"]: p["value"] for p in yaml.safe_load(out)["spec"]["arguments"]["parameters"]}
+    assert params["evaluate-image-digest"] == f"@{digest}"
+    template = manifests.workflow_template()
+    (evaluate,) = manifests.pipeline_steps(template, {**params, "shards": "1", "algorithms": '["pop"]'})[-2:-1]
+    images = {t["name"]: manifests._substitute(t["container"]["image"], {f"workflow.parameters.{k}": v for k, v in
+              (manifests._template_defaults(template) | params).items()}) for t in template["spec"]["templates"] if "container" in t}  # fmt: skip
+    assert images["evaluate"] == f"ghcr.io/receval/receval-evaluate:0.1.0@{digest}"
+    assert images["train"] == "ghcr.io/receval/receval-train:0.1.0"
+    code, _, err = run_cli(["render", "--out", str(tmp_path), "--store", "s3://evals/x", "--run-id", "r1",
+                            "--indexed-jobs", "--algorithms", "pop", "--image-digest", f"evaluate={digest}"], capsys)  # fmt: skip
+    assert code == 0, err
+    (job,) = [yaml.safe_load(p.read_text()) for p in tmp_path.glob("*-job-*.yaml")]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f"receval-evaluate:0.1.0@{digest}")
+    for bad in ("evaluate=sha256:abc", "gpu=" + digest, digest):
+        code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--dry-run", "--image-digest", bad], capsys)
+        assert code == 2 and "--image-digest" in err
+
+
+def test_shards_are_capped(capsys):
+    code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--shards", str(manifests.MAX_SHARDS + 1), "--dry-run"], capsys)
+    assert code == 2 and f"between 1 and {manifests.MAX_SHARDS}" in err
+    assert run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--shards", str(manifests.MAX_SHARDS), "--dry-run"], capsys)[0] == 0

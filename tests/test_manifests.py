@@ -191,3 +191,77 @@ def test_dockerfile_is_hadolint_clean_and_has_the_three_targets():
     # a hadolint failure is possible: a floating base and root user are flagged
     bad = "FROM python\nRUN pip install receval\n"
     assert subprocess.run([hadolint, "-"], input=bad, capture_output=True, text=True).returncode != 0
+
+
+def _sprig_eval(expression: str, scheduled_time: str) -> str:
+    """Evaluate the CronWorkflow's expr-lang expressions: they use only string literals, `+` and sprig's
+    substr(start, end, s) and replace(old, new, s) (Masterminds/sprig argument order)."""
+    from types import SimpleNamespace
+
+    sprig = SimpleNamespace(substr=lambda start, end, s: s[start:end], replace=lambda old, new, s: s.replace(old, new))
+    workflow = SimpleNamespace(scheduledTime=scheduled_time)
+    return eval(expression, {"__builtins__": {}}, {"sprig": sprig, "workflow": workflow})  # noqa: S307
+
+
+def test_cron_workflow_runs_carry_tonights_local_date_as_run_id_label():
+    """Argo formats workflow.scheduledTime as RFC 3339 in the schedule's timezone (CRON_TZ, then
+    time.Format(time.RFC3339)); a 00:30 Europe/Madrid run on May 1st is 2024-04-30T22:30Z in UTC."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    cron = manifests.cron_workflow(manifests.NightlySchedule("00:30", "Europe/Madrid"))
+    scheduled = dt.datetime(2024, 5, 1, 0, 30, tzinfo=ZoneInfo("Europe/Madrid")).isoformat()
+    assert scheduled == "2024-05-01T00:30:00+02:00"  # what Go's RFC3339 layout prints for this instant
+    parameters = {p["name"]: p for p in cron["spec"]["workflowSpec"]["arguments"]["parameters"]}
+    value = parameters["run-id"]["value"]
+    assert value.startswith("nightly-{{=") and value.endswith("}}") and "creationTimestamp" not in value
+    assert "nightly-" + _sprig_eval(value[len("nightly-{{="):-2], scheduled) == "nightly-20240501"
+    label = cron["spec"]["workflowSpec"]["workflowMetadata"]["labelsFrom"][manifests.RUN_ID_LABEL]["expression"]
+    assert _sprig_eval(label, scheduled) == "nightly-20240501"  # the label `receval status` selects on
+    # the store comes from the ConfigMap, which Argo only reads when it is labelled as a parameter source
+    assert parameters["store"] == {"name": "store", "valueFrom": {"configMapKeyRef": {"name": "receval-config", "key": "RECEVAL_STORE"}}}
+    configmap = manifests.load_document("k8s/base/configmap.yaml")
+    assert configmap["metadata"]["labels"]["workflows.argoproj.io/configmap-type"] == "Parameter"
+    assert "RECEVAL_STORE" in configmap["data"]
+    given = manifests.cron_workflow(manifests.NightlySchedule(), manifests.PipelineParameters(store="s3://evals/n"))
+    (store,) = [p for p in given["spec"]["workflowSpec"]["arguments"]["parameters"] if p["name"] == "store"]
+    assert store == {"name": "store", "value": "s3://evals/n"}
+    assert_valid(given, "cron workflow with store")
+
+
+def _step_containers() -> list[tuple[str, dict]]:
+    template = manifests.workflow_template()
+    containers = [(t["name"], t["container"]) for t in template["spec"]["templates"] if "container" in t]
+    job = manifests.load_document("k8s/indexed-job/evaluate-job.yaml")
+    return containers + [("indexed-job", c) for c in job["spec"]["template"]["spec"]["containers"]]
+
+
+def test_step_pods_pin_blas_and_openmp_threads_to_their_cpu_limit():
+    from receval.pipeline.local import _THREAD_VARIABLES
+
+    for name, container in _step_containers():
+        env = {e["name"]: e for e in container["env"]}
+        for variable in (*_THREAD_VARIABLES, "NUMBA_NUM_THREADS"):
+            assert env[variable]["valueFrom"] == {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}, (name, variable)
+        assert "cpu" in container["resources"]["limits"], name  # else the downward API gives the node's cores
+
+
+def test_s3_secret_is_optional_so_irsa_works_and_a_missing_secret_fails_fast():
+    for name, container in _step_containers():
+        refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+        assert refs and all(r["optional"] is True for r in refs), name
+    text = (REPO / "k8s" / "base" / "serviceaccounts.yaml").read_text()
+    assert "eks.amazonaws.com/role-arn" in text
+
+
+def test_nightly_submissions_have_a_fixed_workflow_name():
+    cronjob = manifests.cronjob(manifests.NightlySchedule())
+    (container,) = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:2] == ["submit", "--nightly"]
+    shipped = manifests.load_document("k8s/base/cronjob.yaml")
+    assert shipped["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--nightly"]
+    # neither schedule pins `suspend`, so `kubectl apply -k` keeps one that `receval schedule` suspended
+    assert "suspend" not in shipped["spec"] and "suspend" not in manifests.load_document("argo/cronworkflow.yaml")["spec"]
+    workflow = manifests.workflow(manifests.PipelineParameters(run_id="nightly-20240501", store="s3://evals/x"))
+    assert workflow["metadata"]["name"] == manifests.workflow_name("nightly-20240501")
+    assert workflow["metadata"]["name"].startswith("receval-nightly-20240501-") and "generateName" not in workflow["metadata"]

@@ -221,6 +221,7 @@ def register(app: typer.Typer) -> None:
             deleted = client.delete_cron_workflow(name) if argo_cron else client.delete_cronjob(name)
             typer.echo(f"{kind} {client.namespace}/{name} {'deleted' if deleted else 'did not exist'}")
             return
+        switched = False
         if not suspend:
             # Before this one becomes active: two active schedulers would start two runs a night.
             other, other_active, suspend_other = (
@@ -228,7 +229,8 @@ def register(app: typer.Typer) -> None:
                 if argo_cron
                 else ("CronWorkflow", client.cron_workflow_active, client.suspend_cron_workflow)
             )
-            if other_active(name):
+            switched = bool(other_active(name))  # then the scheduler chosen now must run, not stay paused
+            if switched:
                 suspend_other(name, True)
                 typer.echo(f"{other} {client.namespace}/{name} suspended: one scheduler at a time")
         if (suspend or resume) and at is None:
@@ -237,7 +239,7 @@ def register(app: typer.Typer) -> None:
             return
         body = build(nightly, params, namespace=client.namespace, suspend=suspend)
         apply = client.apply_cron_workflow if argo_cron else client.apply_cronjob
-        outcome = apply(body, keep_suspend=not (suspend or resume))
+        outcome = apply(body, keep_suspend=not (suspend or resume or switched))
         state = " (suspended)" if suspend else ""
         typer.echo(f"{kind} {client.namespace}/{name} {outcome}: daily at {nightly.at} {nightly.timezone} ({nightly.cron}){state}")
 
