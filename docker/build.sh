@@ -5,7 +5,8 @@
 #                   [--wheelhouse DIR] [--push] [-- EXTRA ENGINE ARGS]
 #
 # The build itself is hermetic: it installs from a wheelhouse with `pip --no-index`. Without
-# --wheelhouse, one is made first on this machine with `pip wheel` (that step uses your index).
+# --wheelhouse, one is made first INSIDE the base image (`ENGINE run BASE_IMAGE ... pip wheel`, which
+# uses your index), so every wheel matches the image's Python and platform, not this machine's.
 # Images: REG/receval-train:TAG, REG/receval-predict:TAG, REG/receval-evaluate:TAG.
 # The created label is now, or SOURCE_DATE_EPOCH when set (reproducible builds).
 set -euo pipefail
@@ -36,6 +37,10 @@ if [[ -z "$engine" ]]; then
 fi
 [[ -n "$engine" ]] || { echo "build.sh: no docker, podman or buildah on PATH" >&2; exit 2; }
 
+# The image's Python, unless told otherwise: the Dockerfile's own default base.
+wheel_image="${base_image:-$(sed -n 's/^ARG BASE_IMAGE=//p' "$here/Dockerfile" | head -n 1)}"
+[[ -n "$wheel_image" ]] || { echo "build.sh: no BASE_IMAGE default in $here/Dockerfile" >&2; exit 2; }
+
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 wheels="$context/wheelhouse"
@@ -43,7 +48,22 @@ if [[ -n "$wheelhouse" ]]; then
   # -a keeps modification times: the layer cache then recognises unchanged wheels
   cp -a "$wheelhouse" "$wheels"
 else
-  python3 -m pip wheel --quiet --wheel-dir "$wheels" "$repo"
+  mkdir "$wheels"
+  # A venv, as in the Dockerfile: a Debian base's python3 has no pip of its own. The source is
+  # copied first: pip builds a local project in place, and /src is mounted read-only.
+  in_base='set -e; cp -r /src /tmp/receval-src; python3 -m venv /tmp/wheel-env;
+    /tmp/wheel-env/bin/python -m pip wheel --quiet --wheel-dir /out /tmp/receval-src'
+  echo "build.sh: making the wheelhouse inside $wheel_image" >&2
+  case "$engine" in
+    buildah)
+      ctr="$(buildah from "$wheel_image")"
+      buildah run -v "$repo:/src:ro" -v "$wheels:/out" "$ctr" -- sh -c "$in_base"
+      buildah rm "$ctr" >/dev/null ;;
+    *)
+      # this user's ids, so that the wheels in the bind mount are ours to clean up
+      "$engine" run --rm --user "$(id -u):$(id -g)" -e HOME=/tmp -e PIP_DISABLE_PIP_VERSION_CHECK=1 \
+        -v "$repo:/src:ro" -v "$wheels:/out" "$wheel_image" sh -c "$in_base" ;;
+  esac
 fi
 ls "$wheels"/receval-"$version"-*.whl >/dev/null 2>&1 \
   || { echo "build.sh: the wheelhouse has no receval-$version wheel" >&2; exit 2; }
