@@ -404,3 +404,8 @@ def test_shards_are_capped(capsys):
     code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--shards", str(manifests.MAX_SHARDS + 1), "--dry-run"], capsys)
     assert code == 2 and f"between 1 and {manifests.MAX_SHARDS}" in err
     assert run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--shards", str(manifests.MAX_SHARDS), "--dry-run"], capsys)[0] == 0
+
+
+def test_a_namespace_that_is_a_path_never_reaches_the_api(api, capsys):
+    code, _, err = run_cli(["status", "--kubeconfig", api.kubeconfig, "--namespace", "receval/../kube-system"], capsys)
+    assert code == 2 and "--namespace" in err and api.requests == []

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from receval import names
 from receval.cluster import manifests
 from receval.errors import ClusterError
 
@@ -176,7 +177,8 @@ class ClusterClient:
                 f"{' '.join(str(exc).split())[:160]}; pass --kubeconfig/--context or run inside the cluster"
             ) from None
         self.api_client.configuration.retries = 1  # a refused connection should fail fast, not back off
-        self.namespace = namespace or default_namespace or manifests.DEFAULT_NAMESPACE
+        # The namespace becomes part of every API path: it must be a DNS label, never "a/../b".
+        self.namespace = names.check_namespace(namespace or default_namespace or manifests.DEFAULT_NAMESPACE)
         self.host = self.api_client.configuration.host
         self.custom = client.CustomObjectsApi(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
