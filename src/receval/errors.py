@@ -2,20 +2,9 @@
 
 Lower layers raise these with a message that already names the file, the column and the first
 offending row or user; the CLI prints ``receval: error: <message>`` and exits with the error's
-``exit_code``, never a traceback. The exit codes are a contract with the cluster (docs/deploy.md,
-"Exit codes"): Argo's retry expression and the Indexed Job's ``podFailurePolicy`` follow them.
-
-====  ==========================================================================================
-code  meaning
-====  ==========================================================================================
-0     success
-1     internal error (a bug, or the interpreter died): retried, it may be the node
-2     permanent: bad input, configuration or credentials; a retry cannot help (never retried)
-75    transient (``EX_TEMPFAIL``, sysexits.h): the store failed after its own retries (HTTP 5xx,
-      throttling, connection lost); retried by the cluster
-130   interrupted (SIGINT); 143 terminated (SIGTERM, e.g. preemption or eviction); 137 killed
-      (SIGKILL, e.g. OOM): all retried
-====  ==========================================================================================
+``exit_code``, never a traceback. The exit codes are a contract with the cluster, written once in
+docs/deploy.md ("Exit codes"): 2 permanent (never retried), 75 transient (retried); Argo's retry
+expression and the Indexed Job's ``podFailurePolicy`` follow that table.
 """
 
 from __future__ import annotations
