@@ -536,7 +536,7 @@ def render(
     result = RenderedManifests()
     out.mkdir(parents=True, exist_ok=True)
     for number, doc in enumerate(documents):
-        name = doc["metadata"].get("name") or doc["metadata"]["generateName"].rstrip("-")
+        name = doc["metadata"]["name"]  # every rendered object has a fixed name (kubectl apply needs one)
         path = out / f"{number:02d}-{doc['kind'].lower()}-{name}.yaml"
         path.write_text(dump_yaml([doc]), encoding="utf-8")
         result.files.append(path)
