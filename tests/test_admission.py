@@ -232,3 +232,17 @@ def test_the_rules_catch_each_restricted_control():
         pod = copy.deepcopy(good)
         mutate(pod)
         assert pod_security.restricted_violations(pod), name
+
+
+def test_the_dev_overlays_own_pods_are_admitted_too():
+    """kind/minikube enforce the same namespace label: SeaweedFS and its bucket Job must pass it."""
+    out = subprocess.run(
+        [_kubectl(), "kustomize", str(REPO / "k8s/overlays/dev")], check=True, capture_output=True, text=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    (namespace,) = [d for d in docs if d["kind"] == "Namespace"]
+    level = namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+    pods = [d["spec"]["template"] for d in docs if d["kind"] in ("Deployment", "Job")]
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod_security.violations({"metadata": pod.get("metadata", {}), "spec": pod["spec"]}, level) == []
