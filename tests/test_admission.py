@@ -186,7 +186,7 @@ def test_rendered_objects_are_admitted_too(tmp_path, prod):
     with pytest.raises(SystemExit) as exit_info:
         sys.argv = ["receval"]
         main(["render", "--out", str(out), "--store", "s3://evals/x", "--namespace", "ml-eval", "--run-id", "r1",
-              "--indexed-jobs", "--algorithms", "pop,ub"])  # fmt: skip
+              "--indexed-jobs", "--algorithm", "pop,ub"])  # fmt: skip
     assert exit_info.value.code in (0, None)
     docs = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
     (quota,) = prod["ResourceQuota"]

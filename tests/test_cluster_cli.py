@@ -60,7 +60,7 @@ def test_submit_creates_workflow_from_template(api, capsys):
     with_template(api)
     code, out, err = run_cli(
         ["submit", "--kubeconfig", api.kubeconfig, "--store", "s3://evals/receval", "--run-id", "r-2024",
-         "--algorithms", "pop,ub", "--shards", "16"], capsys)  # fmt: skip
+         "--algorithm", "pop,ub", "--shards", "16"], capsys)  # fmt: skip
     assert code == 0, err
     check, create = api.requests
     assert_wire(check, "GET", f"{ARGO}/workflowtemplates/receval-pipeline", None)
@@ -167,7 +167,7 @@ def test_schedule_creates_then_patches_then_suspends_and_deletes(api, capsys):
     assert "created" in out
 
     api.requests.clear()
-    code, out, err = run_cli([*base, "--at", "04:00", "--algorithms", "pop"], capsys)
+    code, out, err = run_cli([*base, "--at", "04:00", "--algorithm", "pop"], capsys)
     assert code == 0, err
     _, read, patch = api.requests
     assert_wire(patch, "PATCH", f"{BATCH}/cronjobs/receval-nightly", "application/strategic-merge-patch+json")
@@ -175,7 +175,7 @@ def test_schedule_creates_then_patches_then_suspends_and_deletes(api, capsys):
     assert "suspend" not in patch.body["spec"]  # an update keeps a paused schedule paused
     stored = api.objects[f"{BATCH}/cronjobs/receval-nightly"]
     assert stored["spec"]["schedule"] == "0 4 * * *"
-    assert stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--nightly", "--algorithms=pop"]
+    assert stored["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["submit", "--nightly", "--algorithm=pop"]
     assert "updated" in out
 
     api.requests.clear()
@@ -280,7 +280,7 @@ def test_bad_options_are_one_line_exit_2(capsys):
 def test_render_writes_valid_manifests(tmp_path, capsys):
     out_dir = tmp_path / "gitops"
     code, out, err = run_cli(
-        ["render", "--out", str(out_dir), "--store", "s3://evals/receval", "--algorithms", "pop,ib", "--shards", "4",
+        ["render", "--out", str(out_dir), "--store", "s3://evals/receval", "--algorithm", "pop,ib", "--shards", "4",
          "--at", "23:45", "--namespace", "ml-eval", "--run-id", "r1", "--indexed-jobs"], capsys)  # fmt: skip
     assert code == 0, err
     files = sorted(out_dir.glob("*.yaml"))
@@ -334,19 +334,19 @@ def test_schedule_dry_run_prints_without_a_cluster(capsys):
     code, out, err = run_cli(["schedule", "--argo-cron", "--at", "03:00", "--dry-run", "--shards", "2"], capsys)
     assert code == 0, err
     assert yaml.safe_load(out)["kind"] == "CronWorkflow"
-    code, _, err = run_cli(["schedule", "--dry-run", "--algorithms", "ub+ib", "--at", "03:00"], capsys)
+    code, _, err = run_cli(["schedule", "--dry-run", "--algorithm", "ub+ib", "--at", "03:00"], capsys)
     assert code == 2 and "ub+ib" in err
 
 
 @pytest.mark.parametrize("algorithms, message", [("pop,foo", "unknown algorithm 'foo'"), ("ub+ib", "'ub+ib'")])
 def test_submit_refuses_what_run_refuses_before_sending(algorithms, message, capsys, tmp_path):
-    code, out, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--algorithms", algorithms, "--dry-run"], capsys)
+    code, out, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--algorithm", algorithms, "--dry-run"], capsys)
     assert code == 2 and out == "" and message in err and err.count("\n") == 1
-    code, _, err = run_cli(["run", "--store", str(tmp_path / "s"), "--algorithms", algorithms], capsys)
+    code, _, err = run_cli(["run", "--store", str(tmp_path / "s"), "--algorithm", algorithms], capsys)
     assert code == 2 and message in err
     # With a configuration the labels are the file's (e.g. ub-50): only their syntax is checked here.
     code, out, _ = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r1", "--config", "s3://evals/c.yaml",
-                            "--algorithms", "ub-50", "--dry-run"], capsys)  # fmt: skip
+                            "--algorithm", "ub-50", "--dry-run"], capsys)  # fmt: skip
     assert code == 0 and "ub-50" in out
 
 
@@ -391,7 +391,7 @@ def test_image_digests_pin_the_pods_images(tmp_path, capsys):
     assert images["evaluate"] == f"ghcr.io/receval/receval-evaluate:0.1.0@{digest}"
     assert images["train"] == "ghcr.io/receval/receval-train:0.1.0"
     code, _, err = run_cli(["render", "--out", str(tmp_path), "--store", "s3://evals/x", "--run-id", "r1",
-                            "--indexed-jobs", "--algorithms", "pop", "--image-digest", f"evaluate={digest}"], capsys)  # fmt: skip
+                            "--indexed-jobs", "--algorithm", "pop", "--image-digest", f"evaluate={digest}"], capsys)  # fmt: skip
     assert code == 0, err
     (job,) = [yaml.safe_load(p.read_text()) for p in tmp_path.glob("*-job-*.yaml")]
     assert job["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f"receval-evaluate:0.1.0@{digest}")

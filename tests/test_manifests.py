@@ -146,7 +146,7 @@ def test_schedule_and_parameters_reject_bad_values():
             manifests.NightlySchedule(at, zone)
     with pytest.raises(ConfigError, match="listed twice"):
         manifests.PipelineParameters(algorithms=("pop", "pop"))
-    with pytest.raises(ConfigError, match="cutoffs"):
+    with pytest.raises(ConfigError, match="--cutoff"):
         manifests.PipelineParameters.from_text(cutoffs="5,x")
 
 

@@ -113,7 +113,7 @@ def known_algorithms(labels: Iterable[str]) -> None:
 
     for label in labels:
         algorithm_class(label)
-        names.check_label(label, "--algorithms: label")
+        names.check_label(label, "--algorithm: label")
 
 
 #: The step images whose digest can be pinned (``train-image-digest`` ... parameters).
@@ -171,13 +171,13 @@ class PipelineParameters:
             )
         if self.algorithms is not None:
             if not self.algorithms:
-                raise ConfigError("--algorithms: give at least one algorithm, e.g. pop,ub")
+                raise ConfigError("--algorithm: give at least one algorithm, e.g. pop,ub")
             for name in self.algorithms:
-                names.check_label(name, "--algorithms: label")
+                names.check_label(name, "--algorithm: label")
             if len(set(self.algorithms)) != len(self.algorithms):
-                raise ConfigError(f"--algorithms {','.join(self.algorithms)}: an algorithm is listed twice")
+                raise ConfigError(f"--algorithm {','.join(self.algorithms)}: an algorithm is listed twice")
         if self.cutoffs is not None and (not self.cutoffs or any(k < 1 for k in self.cutoffs)):
-            raise ConfigError(f"--cutoffs {self.cutoffs}: give one or more cutoffs >= 1, e.g. 5,10,20")
+            raise ConfigError(f"--cutoff {self.cutoffs}: give one or more cutoffs >= 1, e.g. 5,10,20")
         if self.image_tag is not None:
             names.check_image_tag(self.image_tag)
         if self.image_registry is not None:
@@ -215,7 +215,7 @@ class PipelineParameters:
             try:
                 cutoff_list = tuple(int(k) for k in cutoffs.split(",") if k.strip())  # type: ignore[union-attr]
             except ValueError:
-                raise ConfigError(f"--cutoffs {cutoffs!r}: expected integers separated by commas, e.g. 5,10,20") from None
+                raise ConfigError(f"--cutoff {cutoffs!r}: expected integers separated by commas, e.g. 5,10,20") from None
         digests = None
         if image_digests:
             pairs = []
@@ -405,8 +405,12 @@ def cronjob(
 
 def _submit_options(params: PipelineParameters) -> dict[str, str]:
     options = params.arguments()
-    if "algorithms" in options:  # the CLI takes a comma list, the template a JSON list
-        options["algorithms"] = ",".join(params.algorithms or ())
+    # The CLI's spellings (--algorithm, --cutoff); the CLI takes a comma list, the template a JSON list.
+    if "algorithms" in options:
+        options.pop("algorithms")
+        options["algorithm"] = ",".join(params.algorithms or ())
+    if "cutoffs" in options:
+        options["cutoff"] = options.pop("cutoffs")
     if "config-uri" in options:
         options["config"] = options.pop("config-uri")
     for step, digest in params.image_digests or ():  # one --image-digest STEP=DIGEST each
@@ -474,7 +478,7 @@ def configmap(params: PipelineParameters, *, namespace: str | None = DEFAULT_NAM
     doc = copy.deepcopy(load_document("k8s/base/configmap.yaml"))
     keys = {
         "store": "RECEVAL_STORE", "dataset": "RECEVAL_DATASET", "config": "RECEVAL_CONFIG_URI",
-        "shards": "RECEVAL_SHARDS", "algorithms": "RECEVAL_ALGORITHMS", "cutoffs": "RECEVAL_CUTOFFS",
+        "shards": "RECEVAL_SHARDS", "algorithm": "RECEVAL_ALGORITHMS", "cutoff": "RECEVAL_CUTOFFS",
         "image-registry": "RECEVAL_IMAGE_REGISTRY", "image-tag": "RECEVAL_IMAGE_TAG",
     }  # fmt: skip
     for name, value in _submit_options(params).items():
