@@ -409,3 +409,19 @@ def test_shards_are_capped(capsys):
 def test_a_namespace_that_is_a_path_never_reaches_the_api(api, capsys):
     code, _, err = run_cli(["status", "--kubeconfig", api.kubeconfig, "--namespace", "receval/../kube-system"], capsys)
     assert code == 2 and "--namespace" in err and api.requests == []
+
+
+def test_status_knows_every_step_template_of_the_workflow():
+    """`receval status` counts pods by template name: a template added to the WorkflowTemplate
+    (as prepare-finish was) and not to STEP_TEMPLATES would silently drop out of the progress."""
+    from receval.cluster.client import STEP_TEMPLATES
+
+    template = yaml.safe_load((Path(__file__).resolve().parents[1] / "argo" / "workflowtemplate.yaml").read_text())
+    known = {name: step for step, names in STEP_TEMPLATES.items() for name in names}
+    for t in template["spec"]["templates"]:
+        container = t.get("container")
+        if not container or container.get("command") != ["receval"]:
+            continue
+        subcommand = container["args"][0]
+        if subcommand in STEP_TEMPLATES:
+            assert known.get(t["name"]) == subcommand, f"template {t['name']} ({subcommand}) unknown to status"

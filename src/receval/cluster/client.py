@@ -22,7 +22,7 @@ _IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace
 _TIMEOUT = 30
 #: Pipeline steps in DAG order, and the WorkflowTemplate templates that implement each.
 STEP_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "prepare": ("prepare-from-config", "prepare-from-dataset"),
+    "prepare": ("prepare-from-config", "prepare-from-dataset", "prepare-finish"),
     "train": ("train",),
     "predict": ("predict",),
     "evaluate": ("evaluate",),
