@@ -52,7 +52,7 @@ def test_evaluate_writes_summary_per_user_and_table(files, tmp_path):
     assert ("epc", "binary", "exp", 3) in metrics and ("gini", "none", "none", 2) in metrics
     assert all({"metric", "cutoff", "relevance", "discount", "value", "users"} <= r.keys() for r in records if r["kind"] == "metric")
     per_user = pd.read_parquet(out / "per_user.parquet")
-    assert sorted(per_user["user"]) == [1, 2, 3]  # test users only; user 4's list is reported, not averaged
+    assert sorted(per_user["user"]) == ["1", "2", "3"]  # CSV ids are labels (text); test users only; user 4's list is reported, not averaged
     # precision@2 by hand: user 1 list (12,13): 12 rated 5 -> hit, 13 rated 2 -> miss => 1/2;
     # user 2 (11,12): 11 rated 4 -> 1/2; user 3 (10,11): 10 rated 4 -> 1/2  => mean 0.5
     prec = next(r for r in records if r["metric"] == "precision" and r["cutoff"] == 2)
@@ -109,7 +109,7 @@ def test_bad_inputs_give_one_line_and_exit_2(files, tmp_path):
     r = _bad(tmp_path, files, "test", test.assign(rating=["5", "x", "4", "4"]))
     assert "'rating'" in r.stderr and "row 2" in r.stderr and "'x'" in r.stderr
     r = _bad(tmp_path, files, "test", pd.concat([test, test.iloc[[0]]]))
-    assert "duplicate" in r.stderr and "user 1" in r.stderr
+    assert "duplicate" in r.stderr and "user '1'" in r.stderr
     r = _bad(tmp_path, files, "test", test.iloc[:0])
     assert "empty" in r.stderr
     r = _bad(tmp_path, files, "recs", recs.assign(rank=[1, 2, np.nan, 1, 2, 1, 2, 1]))
@@ -117,7 +117,7 @@ def test_bad_inputs_give_one_line_and_exit_2(files, tmp_path):
     r = _bad(tmp_path, files, "recs", recs.assign(rank=[1, 2, -3, 1, 2, 1, 2, 1]))
     assert "negative" in r.stderr
     r = _bad(tmp_path, files, "recs", recs.assign(item=[12, 12, 14, 11, 12, 10, 11, 10]))
-    assert "repeated" in r.stderr and "user 1" in r.stderr
+    assert "repeated" in r.stderr and "user '1'" in r.stderr
     r = _bad(tmp_path, files, "recs", recs.assign(rank=[1, 1, 2, 1, 2, 1, 2, 1]))
     assert "duplicate rank" in r.stderr and "row 2" in r.stderr
     r = _bad(tmp_path, files, "recs", recs, "--cutoff", "0")

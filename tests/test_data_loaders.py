@@ -218,14 +218,16 @@ def test_load_table_parquet_implicit_with_features(tmp_path):
     ds = load_table(tmp_path / "clicks.parquet", user="u", item="i", features=feats)
     assert ds.implicit and (ds.ratings["rating"] == 1.0).all()
     assert str(ds.ratings["user"].dtype) == "int64"
-    assert ds.features.values.tolist() == [[7, "x", 0.5], [7, "y", 1.0], [8, "x", 2.0]]
+    # CSV ids are text, Parquet ids integers: the one item space is compared as canonical text
+    assert ds.features.values.tolist() == [["7", "x", 0.5], ["7", "y", 1.0], ["8", "x", 2.0]]
+    assert sorted(ds.ratings["item"].unique()) == ["7", "8"]
 
 
 @pytest.mark.parametrize(("content", "kwargs", "pattern"), [
     ("user,item,rating\n1,2,3\n1,3,oops\n", {"rating": "rating"},
      r"t\.csv: column 'rating', row 2 \(line 3\): non-numeric value 'oops'"),
     ("user,item\n1,2\n", {"rating": "score"}, r"t\.csv: missing column 'score' \(mapped to rating"),
-    ("user,item\n1,2\n1,2\n", {}, r"t\.csv: row 2 \(line 3\): user 1 has item 2 more than once"),
+    ("user,item\n1,2\n1,2\n", {}, r"t\.csv: row 2 \(line 3\): user '1' has item '2' more than once"),
     ("user,item,ts\n1,2,1.5\n", {"timestamp": "ts"}, r"column 'ts', row 1 .*whole seconds"),
 ])
 def test_load_table_bad_input_is_one_line(tmp_path, content, kwargs, pattern):

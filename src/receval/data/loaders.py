@@ -2,7 +2,8 @@
 
 Every loader returns the same shapes, so that splits, recommenders and metrics never care where data came from:
 
-- ``ratings``: ``user, item, rating[, timestamp]``; ids ``int64`` when the source has integer ids, else ``str``;
+- ``ratings``: ``user, item, rating[, timestamp]``; ids ``int64`` when the source stores integers (Parquet, the public
+  datasets), else text: a CSV table's ids are labels, read as written (``007`` is not ``7``);
   ``rating`` ``float64``; ``timestamp`` ``int64`` seconds since the epoch when the source has one.
 - ``features``: ``item, feature, weight``; ``weight`` is 1.0 for genre or tag membership.
 - ``items``: ``item, title``: every item the source describes (a catalogue may list items nobody rated).
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from receval.data import datasets as registry
-from receval.data.schema import _numeric, _Source
+from receval.data.schema import _ids, _numeric, _Source, harmonise_id_types
 from receval.errors import ConfigError, InputError
 
 DATASET_NAMES = (*registry.ARCHIVES, "synthetic")
@@ -276,8 +277,11 @@ def load_lastfm_2k(directory: str | Path) -> Dataset:
 
 
 def _read_any(path: Path, sep: str | None) -> tuple[pd.DataFrame, _Source]:
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        # a FIFO, socket or device would be read forever, or not at all
+        raise InputError(f"{path}: not a regular file (a directory, pipe or device?), expected a .parquet or .csv file")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq") and sep is None:
         try:
@@ -292,21 +296,6 @@ def _read_any(path: Path, sep: str | None) -> tuple[pd.DataFrame, _Source]:
 def _plain(value):
     """A numpy scalar as the plain Python value, so that messages read ``1`` rather than ``np.int64(1)``."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
-    """An id column: int64 when every value is an integer, else stripped str; empty ids are an error."""
-    col = frame[column]
-    text = col.astype(str).str.strip()
-    empty = col.isna().to_numpy() | (text == "").to_numpy()
-    if empty.any():
-        pos = int(np.flatnonzero(empty)[0])
-        raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: empty id")
-    if pd.api.types.is_integer_dtype(col.dtype):
-        return col.astype(np.int64)
-    if text.str.fullmatch(r"-?\d{1,18}").all():
-        return text.astype(np.int64)
-    return text.astype(object)
 
 
 def _column(frame: pd.DataFrame, src: _Source, column: str, role: str) -> None:
@@ -366,6 +355,8 @@ def load_table(
         raise InputError(f"{src.name}: {src.row(pos)}: user {_plain(out['user'].iloc[pos])!r} has item "
                          f"{_plain(out['item'].iloc[pos])!r} more than once")
     feats = features if features is not None else _empty_features()
+    # a CSV of features (text ids) beside Parquet interactions (integer ids): one id space, as text
+    out, feats = harmonise_id_types(out, feats, column="item")
     items = pd.DataFrame({"item": pd.unique(out["item"])})
     items["title"] = items["item"].astype(str)
     return Dataset(name or p.stem, out, feats.reset_index(drop=True), items, implicit=rating is None)

@@ -64,6 +64,9 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
         raise InputError(f"{name}: file not found")
     if p.is_dir():
         raise InputError(f"{name}: is a directory, expected a .parquet or .csv file")
+    if not p.is_file():
+        # a FIFO, socket or device would be read forever, or not at all
+        raise InputError(f"{name}: not a regular file (a pipe or device?), expected a .parquet or .csv file")
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -87,22 +90,63 @@ def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...
         raise InputError(f"{src.name}: missing column '{missing[0]}' (found: {found})")
 
 
+def _kind_refused(col: pd.Series) -> str | None:
+    """Why an id column's type cannot hold labels (None when it can)."""
+    dtype = col.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "booleans"
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        return "dates or times"
+    if pd.api.types.is_complex_dtype(dtype):
+        return "complex numbers"
+    if dtype == object:
+        for kinds, what in (((bytes, bytearray, memoryview), "binary values"), ((list, tuple, np.ndarray), "lists"),
+                            ((dict,), "structs"), ((pd.Timestamp, np.datetime64), "dates or times")):
+            if col.map(lambda v, k=kinds: isinstance(v, k)).any():
+                return what
+        import datetime as _dt
+
+        if col.map(lambda v: isinstance(v, (_dt.date, _dt.time, _dt.timedelta))).any():
+            return "dates or times"
+    return None
+
+
 def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
-    """Normalise an id column: integers stay integers, anything else becomes str."""
+    """An id column as labels: int64 for an integer (or integral float) column, else stripped text.
+
+    Ids are labels, not numbers: CSV ids stay text, so ``007``, ``07`` and ``7`` are three users.
+    Where files disagree on type (integers in Parquet, text in CSV) :func:`harmonise_id_types`
+    compares them as canonical text, so ``7`` and ``"7"`` are one id. A float column is taken only
+    when every value is integral (``7.0`` is 7); list, struct, date/time, binary and boolean columns
+    are refused, as is an empty id, naming the row.
+    """
     col = frame[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        col = col.astype(object).where(col.notna(), None)
+    refused = _kind_refused(col)
+    if refused is not None:
+        raise InputError(f"{src.name}: column '{column}' holds {refused}; ids must be integers or text")
     null = col.isna().to_numpy().copy()
-    if src.csv:
+    if src.csv or col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
         null |= (col.astype(str).str.strip() == "").to_numpy()
     if null.any():
         pos = int(np.flatnonzero(null)[0])
         raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: empty id")
     if pd.api.types.is_integer_dtype(col.dtype):
         return col.astype(np.int64)
-    text = col.astype(str).str.strip()
-    as_int = pd.to_numeric(text, errors="coerce")
-    if as_int.notna().all() and (as_int == np.floor(as_int)).all() and text.str.fullmatch(r"-?\d{1,18}").all():
-        return as_int.astype(np.int64)
-    return text
+    if pd.api.types.is_float_dtype(col.dtype):
+        values = col.to_numpy(np.float64)
+        whole = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) < 2.0**63)
+        if not whole.all():
+            pos = int(np.flatnonzero(~whole)[0])
+            raise InputError(
+                f"{src.name}: column '{column}' is a float column and {src.row(pos)} holds {values[pos]!r}, "
+                f"not a whole number; ids must be integers or text"
+            )
+        return pd.Series(values.astype(np.int64), index=col.index, name=col.name)
+    # text: as written (stripped), never parsed as a number; python ints of an object column
+    # become their canonical text, the form harmonise_id_types compares
+    return col.map(lambda v: v.strip() if isinstance(v, str) else str(v)).astype(object)
 
 
 def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True) -> pd.Series:
@@ -143,6 +187,8 @@ def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 def _clean_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     _require_columns(frame, src, ("user", "item"))
+    if len(frame) == 0:
+        raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
     # duplicate (user, item) rows are merged, the last rating kept (decision 9.4)
@@ -192,6 +238,8 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
         _require_columns(frame, src, ("user", "item", "score"))
     else:
         _require_columns(frame, src, ("user", "item", "rank"))
+    if len(frame) == 0:
+        raise InputError(f"{src.name}: no recommendation lists (header only or empty file)")
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     if "rank" in frame.columns:
         out["rank"] = _numeric(frame, "rank", src, allow_negative=False)
@@ -232,6 +280,21 @@ def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.
     out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
     out["weight"] = _numeric(frame, "weight", src) if "weight" in frame.columns else 1.0
     return out.drop_duplicates(subset=["item", "feature"], keep="last").reset_index(drop=True)
+
+
+def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs_name: str) -> None:
+    """Refuse a test set none of whose users has a list: every user-averaged value would be 0.
+
+    Ids are compared as canonical text (``7`` and ``"7"`` are one user). Partial overlap is not an
+    error: the engine reports it in its data-quality records.
+    """
+    test_users = pd.unique(test["user"].astype(str))
+    if not np.isin(test_users, pd.unique(recs["user"].astype(str))).any():
+        raise InputError(
+            f"{test_name}: none of its {len(test_users)} test users has a recommendation list in {recs_name} "
+            f"(first test user {_show(test['user'].iloc[0])}, first listed user {_show(recs['user'].iloc[0])}): "
+            f"different id spaces?"
+        )
 
 
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
