@@ -108,7 +108,7 @@ def test_publish_writes_the_marker_last(tmp_path) -> None:
         assert (tmp_path / "dataset" / name).stat().st_mtime_ns <= marker_time
 
 
-def test_publish_interrupted_midway_leaves_no_marker(tmp_path) -> None:
+def test_publish_interrupted_midway_keeps_the_previous_result(tmp_path) -> None:
     store = LocalStore(tmp_path)
     store.publish("dataset", {"train.parquet": b"old"}, marker={"v": 1})
 
@@ -122,6 +122,7 @@ def test_publish_interrupted_midway_leaves_no_marker(tmp_path) -> None:
 
     with pytest.raises(RuntimeError, match="worker killed"):
         store.publish("dataset", Interrupted(), marker={"v": 2})
-    assert not store.is_complete("dataset")
-    assert store.marker("dataset") is None
-    assert store.list("dataset") == ["dataset/train.parquet"]
+    # written aside, never swapped in: the previous result is whole and still marked
+    assert store.marker("dataset") == {"v": 1}
+    assert store.read_bytes("dataset/train.parquet") == b"old"
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == [MARKER, "train.parquet"]

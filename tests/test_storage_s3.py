@@ -172,7 +172,7 @@ def test_publish_writes_marker_last(s3_server: S3Server) -> None:
     assert store.is_complete("dataset")
 
 
-def test_publish_interrupted_midway_leaves_no_marker(s3_server: S3Server) -> None:
+def test_publish_interrupted_midway_keeps_the_previous_result(s3_server: S3Server) -> None:
     store = make_store(s3_server)
     store.publish("dataset", {"train.parquet": b"old"}, marker={"v": 1})
     assert store.is_complete("dataset")
@@ -187,9 +187,11 @@ def test_publish_interrupted_midway_leaves_no_marker(s3_server: S3Server) -> Non
 
     with pytest.raises(RuntimeError, match="worker killed"):
         store.publish("dataset", Interrupted(), marker={"v": 2})
-    # The old marker went first, so readers no longer trust the half-rewritten folder.
-    assert not store.is_complete("dataset")
-    assert store.list("dataset") == ["dataset/train.parquet"]
+    # Written aside, never swapped in: the previous result is whole and still marked, nothing left over.
+    assert store.marker("dataset") == {"v": 1}
+    assert store.read_bytes("dataset/train.parquet") == b"old"
+    raw = store.client.list_objects_v2(Bucket=store.bucket, Prefix=store.location.object_key("dataset"))
+    assert sorted(o["Key"].rsplit("/", 1)[1] for o in raw.get("Contents", [])) == [MARKER, "train.parquet"]
 
 
 # -- large objects --------------------------------------------------------------------------
@@ -364,3 +366,13 @@ def test_open_input_is_seekable(rclone_server: S3Server) -> None:
         handle.seek(1000)
         assert handle.read(5) == payload[1000:1005]
         assert handle.tell() == 1005
+
+
+# -- exclusive create (run ownership) -------------------------------------------------------
+def test_create_exclusive_creates_once_and_never_overwrites(s3_server: S3Server) -> None:
+    store = make_store(s3_server)
+    print(s3_server.name, "atomic_create =", store.atomic_create)
+    assert store.create_exclusive("runs/r/run.json", b"first") is True
+    assert store.create_exclusive("runs/r/run.json", b"second") is False
+    assert store.read_bytes("runs/r/run.json") == b"first"
+    assert store.list() == ["runs/r/run.json"]  # the capability probe left nothing visible

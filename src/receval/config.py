@@ -17,6 +17,7 @@ prepare step records in ``run.json``; every later step reads it from there. See
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -34,10 +35,17 @@ DEFAULT_CUTOFFS = (10, 50)
 DEFAULT_SHARDS = 4
 
 PositiveInt = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
+#: The largest cutoff: the engine allocates arrays of K positions per list, so a typo like 10000000000
+#: would be a memory error, not a result.
+MAX_CUTOFF = 100_000
+Cutoff = Annotated[int, Field(ge=1, le=MAX_CUTOFF)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # strict: `shards: true`, `cutoffs: ["10"]` or `seed: 1.5` are refused, not coerced
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, strict=True)
 
 
 class SyntheticConfig(_Section):
@@ -47,7 +55,7 @@ class SyntheticConfig(_Section):
     n_items: PositiveInt = 1000
     n_features: PositiveInt = 20
     interactions_per_user: PositiveInt = 40
-    seed: int | None = None
+    seed: Seed | None = None
     preference: float = Field(0.6, ge=0.0, le=1.0)
     zipf_exponent: float = Field(1.3, gt=0.0)
 
@@ -130,7 +138,7 @@ class SplitConfig(_Section):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     k: PositiveInt = 1
     latest: bool = False
-    seed: int | None = None
+    seed: Seed | None = None
 
     def params(self) -> dict[str, Any]:
         """Keyword arguments of the chosen method (each method takes only some of the fields)."""
@@ -158,6 +166,9 @@ class AlgorithmConfig(_Section):
         from receval.recommenders import make
 
         self.name = self.name.strip().lower()
+        seed = self.params.get("seed")
+        if "seed" in self.params and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"params.seed = {seed!r}: seeds are non-negative integers")
         try:
             make(self.name, **self.params)  # unknown names and parameters fail here, not in a pod
             check_name(self.label or self.name, "label")
@@ -182,12 +193,13 @@ class EvaluationSection(_Section):
     ``eild@10``); without it the default report is computed at every cutoff.
     """
 
-    cutoffs: list[PositiveInt] = Field(default_factory=lambda: list(DEFAULT_CUTOFFS), min_length=1)
-    threshold: float = 4.0
+    cutoffs: list[Cutoff] = Field(default_factory=lambda: list(DEFAULT_CUTOFFS), min_length=1)
+    threshold: Finite = 4.0
     distance: Literal["cosine", "jaccard", "ratings"] = "cosine"
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
-    exp_base: float = Field(0.85, gt=0.0)
-    background: float = 0.0
+    alpha: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False)
+    # b^(k-1) with b > 1 would reward lower ranks more: no longer a discount
+    exp_base: float = Field(0.85, gt=0.0, le=1.0, allow_inf_nan=False)
+    background: Finite = 0.0
     epd_profile: Literal["unweighted", "relevance"] = "unweighted"
     catalog: PositiveInt | None = None
     metrics: list[str] | None = None
@@ -228,7 +240,7 @@ class RunConfig(_Section):
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     shards: int = Field(DEFAULT_SHARDS, ge=1, le=99999)
-    seed: int = 0
+    seed: Seed = 0
 
     @field_validator("algorithms", mode="before")
     @classmethod
@@ -334,9 +346,31 @@ def _first_error(exc: ValidationError) -> str:
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"unknown key '{where}'{hint}"
     message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "literal_error":
+    if error["type"] == "finite_number":
+        message = "must be a finite number"
+    if error["type"] == "literal_error" or (where and error["type"] != "value_error" and "input" in error
+                                            and not isinstance(error["input"], (dict, list))):
         return f"'{where}' = {error.get('input')!r}: {message}"
     return f"'{where}': {message}" if where else message
+
+
+def check_evaluation_flags(**values: Any) -> None:
+    """Validate ``receval evaluate``'s metric options by the rules of :class:`EvaluationSection`.
+
+    The flags and the configuration file obey one set of rules (finite threshold, ``exp_base`` in
+    (0, 1], cutoffs in 1..MAX_CUTOFF); a violation is one line naming the flag.
+    """
+    try:
+        EvaluationSection.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else ""
+        flag = {"cutoffs": "--cutoff"}.get(name, "--" + name.replace("_", "-"))
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "finite_number":
+            message = "must be a finite number"
+        shown = error.get("input")
+        raise ConfigError(f"{flag} {shown!r}: {message}") from None
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -362,11 +396,50 @@ def read_document(uri: str | Path, **store_options: Any) -> Any:
     try:
         text = raw.decode("utf-8")
         if text_uri.endswith(".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return json.loads(text, object_pairs_hook=_unique_pairs)
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"config {text_uri}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         first = " ".join(str(exc).split())
         raise ConfigError(f"config {text_uri}: not valid YAML/JSON: {first}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (the last one would silently win)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"key {key!r} appears twice (which one counts?)")
+        out[key] = value
+    return out
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """safe_load, refusing a mapping key given twice: PyYAML keeps the last one silently."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise _DuplicateKey(
+                        f"line {key_node.start_mark.line + 1}: key {key!r} appears twice "
+                        f"(first on line {seen[key]}; which one counts?)"
+                    )
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

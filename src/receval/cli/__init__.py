@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("receval: interrupted", err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 143:  # receval run's SIGTERM (receval.pipeline.local.Terminated)
+            typer.echo("receval: terminated (SIGTERM)", err=True)
+        raise
     except Exception as exc:  # a bug of ours: still one line, the traceback only on request
         if os.environ.get("RECEVAL_DEBUG"):
             raise

@@ -11,10 +11,14 @@ tasks but the store — so a local run and an Argo workflow produce the same fol
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 from receval.config import RunConfig
 from receval.errors import ConfigError
 from receval.metrics.sharding import Shard
+from receval.pipeline.ownership import RunOwnedError
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -154,28 +159,73 @@ def run_local(
     workers = int(workers or os.cpu_count() or 1)
     if workers < 1:
         raise ConfigError(f"--workers {workers}: must be >= 1")
-    _check_same_config(store, run_id, config)
 
     stage = on_stage or (lambda name: None)
     labels = config.labels
     shards = [Shard(i, config.shards) for i in range(config.shards)]
     try:
-        stage("prepare")
-        steps.prepare_step(store, run_id, config)
-        stage("steps")
-        totals = {"train": len(labels), "predict": len(labels) * len(shards), "evaluate": len(labels) * len(shards)}
-        with _Bars(progress, totals) as bars, _executor(workers, sum(totals.values())) as pool:
-            _schedule(pool, bars, store_uri, options, run_id,
-                      labels, shards)
-        stage("aggregate")
-        records = steps.aggregate_step(store, run_id, algorithms=labels, shards=config.shards)
+        with _terminate_on_sigterm():
+            stage("prepare")
+            steps.prepare_step(store, run_id, config)  # refuses a run id owned by another configuration
+            stage("steps")
+            totals = {"train": len(labels), "predict": len(labels) * len(shards),
+                      "evaluate": len(labels) * len(shards)}
+            with _Bars(progress, totals) as bars, _executor(workers, sum(totals.values())) as pool:
+                _schedule(pool, bars, store_uri, options, run_id,
+                          labels, shards)
+            stage("aggregate")
+            records = steps.aggregate_step(store, run_id, algorithms=labels, shards=config.shards)
+    except RunOwnedError:
+        raise  # the run is someone else's: not ours to mark failed
+    except Terminated:
+        _mark_failed(store, run_id, "terminated")
+        raise
     except KeyboardInterrupt:
-        steps.mark_failed_step(store, run_id, "interrupted")
+        _mark_failed(store, run_id, "interrupted")
         raise
     except Exception as exc:
-        steps.mark_failed_step(store, run_id, f"{type(exc).__name__}: {exc}")
+        _mark_failed(store, run_id, f"{type(exc).__name__}: {exc}")
         raise
     return RunResult(run_id, store.uri, records, time.perf_counter() - started)
+
+
+class Terminated(SystemExit):
+    """SIGTERM reached ``receval run`` (pod eviction, preemption, ``kubectl delete``): exit 143.
+
+    A :class:`SystemExit`, so that no ``except Exception`` on the way swallows it, and the exit
+    status is 128 + SIGTERM as a shell reports it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` in this (main) thread, as Python does SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _mark_failed(store: Any, run_id: str, reason: str) -> None:
+    """Record the failure; if the store fails that too, the error being raised stays the one reported."""
+    from receval.pipeline import steps
+
+    try:
+        steps.mark_failed_step(store, run_id, reason)
+    except Exception as exc:  # noqa: BLE001 - secondary: the original error is re-raised by the caller
+        logging.getLogger("receval.pipeline").warning(
+            "run %s: could not record the failure in run.json either: %s", run_id, exc)
 
 
 def _executor(workers: int, tasks: int) -> Executor:
@@ -213,24 +263,15 @@ def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], ru
                         submit("predict", label, part)
                 elif kind == "predict":
                     submit("evaluate", label, shard)
-    except BaseException:
+    except BaseException as exc:
         for future in pending:
             future.cancel()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and isinstance(pool, ProcessPoolExecutor):
+            # a signal ends the run now: do not let the pool's exit wait for the running steps
+            # (their outputs are written aside and published last, so nothing half-done is kept)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
         raise
 
 
-def _check_same_config(store: Any, run_id: str, config: RunConfig) -> None:
-    from receval.pipeline import layout
-
-    key = layout.run_json_key(run_id)
-    if not store.exists(key):
-        return
-    recorded = store.read_json(key).get("config")
-    if recorded is not None and recorded != config.to_dict():
-        raise ConfigError(
-            f"run {run_id} already exists in {store.uri} with another configuration: "
-            f"choose another --run-id (or rerun with the same configuration to resume it)"
-        )
-
-
-__all__ = ["RunResult", "run_local"]
+__all__ = ["RunResult", "Terminated", "run_local"]

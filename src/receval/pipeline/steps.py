@@ -32,6 +32,7 @@ from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
+from receval.pipeline.ownership import claim_run
 from receval.storage import MARKER, Store, join, open_store
 
 log = logging.getLogger("receval.pipeline")
@@ -227,6 +228,7 @@ def implicit_grades(ratings: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
 def _start_run(store: Store, run_id: str, config: RunConfig, force: bool) -> dict[str, Any]:
     """Write run.json with status ``running`` (the creation time kept from an earlier attempt)."""
     key = layout.run_json_key(run_id)
+    owner = claim_run(store, run_id, config)  # another configuration's run: refused, nothing written
     old = store.read_json(key) if store.exists(key) else {}
     meta: dict[str, Any] = {
         "layout": layout.LAYOUT_VERSION,
@@ -241,6 +243,7 @@ def _start_run(store: Store, run_id: str, config: RunConfig, force: bool) -> dic
         "shards": config.shards,
         "config": config.to_dict(),
         "versions": versions(),
+        "owner": owner,
     }
     store.delete(layout.run_marker_key(run_id))  # a re-prepared run is no longer complete
     store.write_json(key, meta)
@@ -271,6 +274,7 @@ def prepare_step(
     if part is not None and finish:
         raise ConfigError("prepare: give --part I/P or --finish, not both")
     prefix = layout.dataset_prefix(run_id)
+    claim_run(store, run_id, config)  # another configuration's run: refused, nothing written
     if store.is_complete(prefix) and not force:
         log.info("prepare %s: dataset already published, nothing to do", run_id)
         return read_run(store, run_id)
@@ -393,7 +397,8 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
     started = time.perf_counter()
     prefix = layout.dataset_prefix(run_id)
     meta = meta or _start_run(store, run_id, config, force)
-    store.delete(join(prefix, MARKER))
+    if force:  # else it is absent, or an identical concurrent run's whose next steps are reading it
+        store.delete(join(prefix, MARKER))
     parts = _finished_parts(store, run_id)
     markers = [store.marker(layout.prepare_part_prefix(run_id, p)) or {} for p in parts]
     digest = _config_digest(config)
@@ -670,7 +675,10 @@ def mark_failed_step(store: Store | str, run_id: str, reason: str = "") -> dict[
     """
     store = _open(store)
     key = layout.run_json_key(run_id)
-    meta = store.read_json(key) if store.exists(key) else None
+    try:
+        meta = store.read_json(key) if store.exists(key) else None
+    except (ValueError, UnicodeDecodeError):
+        meta = None  # a torn or foreign run.json must not hide the failure being recorded
     if store.exists(layout.run_marker_key(run_id)) and isinstance(meta, dict):
         log.info("mark-failed %s: the run is complete, left as it is", run_id)
         return meta

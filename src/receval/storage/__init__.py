@@ -4,13 +4,20 @@ Keys are ``/``-separated paths relative to the store's root. Writers publish a f
 atomically from a reader's view: data objects first, then the completion marker ``_SUCCESS``
 last; readers trust only marked folders (:meth:`Store.is_complete`). A single object is written
 under a temporary name and renamed (local) or uploaded in one PUT / completed multipart upload
-(S3), so no reader ever sees half an object.
+(S3), so no reader ever sees half an object. :meth:`Store.publish` writes the new objects aside
+(hidden temporary names) and swaps them in only once every one of them is written, so a failed
+overwrite (disk full, lost server) leaves the previous result whole and marked.
+:meth:`Store.create_exclusive` creates an object only if it does not exist: what run ownership
+is built on (``docs/storage.md`` says which servers guarantee it).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import secrets
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +25,24 @@ from typing import Any
 import pandas as pd
 
 MARKER = "_SUCCESS"
+TMP_SUFFIX = ".tmp"
+
+
+def temp_name(key: str) -> str:
+    """A hidden sibling of ``key`` for an unfinished write: ``dir/.name.<host>-<pid>-<random>.tmp``.
+
+    Listings skip such names; the host and process id let a later write on the same host tell a
+    crashed writer's leftovers from a live writer's file.
+    """
+    head, _, name = key.rpartition("/")
+    host = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+    tmp = f".{name}.{host}-{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
+    return f"{head}/{tmp}" if head else tmp
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file or object base name is an unfinished write (:func:`temp_name`)."""
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
 def join(*parts: str) -> str:
@@ -50,6 +75,21 @@ class Store(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Delete the object at ``key`` if it exists."""
+
+    @abstractmethod
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` with ``data`` only if no object is there; False when one already is.
+
+        Atomic where :attr:`atomic_create` is True: of two concurrent callers exactly one gets True.
+        """
+
+    #: Whether :meth:`create_exclusive` is atomic against concurrent writers on this store.
+    atomic_create: bool = True
+
+    def rename(self, source: str, target: str) -> None:
+        """Move the object ``source`` to ``target`` (replacing it); readers see the old or the new one."""
+        self.write_bytes(target, self.read_bytes(source))
+        self.delete(source)
 
     # -- derived ----------------------------------------------------------------------------
     def url(self, key: str) -> str:
@@ -93,17 +133,49 @@ class Store(ABC):
         key = join(prefix, MARKER)
         return self.read_json(key) if self.exists(key) else None
 
-    def publish(self, prefix: str, objects: Mapping[str, bytes], marker: Mapping[str, Any] | None = None) -> None:
-        """Publish a folder: remove an old marker, write every object, then write the marker last.
+    def publish(
+        self, prefix: str, objects: Mapping[str, bytes], marker: Mapping[str, Any] | None = None, *,
+        remove: tuple[str, ...] = (), if_absent: bool = False,
+    ) -> bool:
+        """Publish a folder: write every object aside, then swap them in and write the marker last.
 
-        A crash at any point leaves the folder without a marker, so readers skip it and a rerun
-        overwrites it.
+        Until every new object is written (under a hidden temporary name) the folder is untouched:
+        a failure there leaves the previous result whole and still marked. Then the old marker is
+        removed, the objects are renamed into place, the names in ``remove`` (files of another kind
+        of output) are deleted and the marker is written. A crash during the swap leaves no marker,
+        so readers skip the folder and a rerun overwrites it.
+
+        With ``if_absent`` a folder that is already published (by a concurrent, identical writer) is
+        left as it is, marker included, and False is returned: a reader never sees its marker vanish.
         """
-        self.delete(join(prefix, MARKER))
-        for name, data in objects.items():
-            self.write_bytes(join(prefix, name), data)
-        self.write_json(join(prefix, MARKER), dict(marker or {}))
+        marker_key = join(prefix, MARKER)
+        staged: dict[str, str] = {}
+        try:
+            for name, data in objects.items():
+                staged[name] = temp_name(join(prefix, name))
+                self.write_bytes(staged[name], data)
+        except BaseException:
+            self._discard(staged.values())
+            raise
+        if if_absent and self.exists(marker_key):
+            self._discard(staged.values())
+            return False
+        if not if_absent:
+            self.delete(marker_key)
+        for name, tmp in staged.items():
+            self.rename(tmp, join(prefix, name))
+        for name in remove:
+            if name not in objects:
+                self.delete(join(prefix, name))
+        self.write_json(marker_key, dict(marker or {}))
+        return True
 
+    def _discard(self, keys: Any) -> None:
+        for key in keys:
+            try:
+                self.delete(key)
+            except Exception:  # noqa: BLE001 - cleaning up after the error being raised; a leftover is hidden
+                pass
 
 def open_store(uri: str, **options: Any) -> Store:
     """Open ``uri``: ``s3://bucket/prefix`` for object storage, anything else as a local folder.

@@ -30,7 +30,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from receval.errors import ConfigError, StoreError, TransientStoreError
-from receval.storage import Store, join
+from receval.storage import Store, is_temp_name, join, temp_name
 
 MiB = 1024 * 1024
 
@@ -255,6 +255,7 @@ class S3Store(Store):
             config=Config(**config_args),
         )
         self._bucket_checked = False
+        self._atomic_create: bool | None = None
 
     def __repr__(self) -> str:
         where = f", endpoint_url={_redact_url(self.endpoint_url)!r}" if self.endpoint_url else ""
@@ -371,6 +372,76 @@ class S3Store(Store):
             key, "write", lambda: self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data)
         )
 
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if absent, by a conditional PUT (``If-None-Match: *``).
+
+        Where the server honours the condition (:attr:`atomic_create`; AWS S3 since 2024, SeaweedFS
+        and MinIO) of two concurrent callers exactly one gets True. Where it ignores it (rclone) the
+        PUT is preceded by a HEAD, which narrows but cannot close the race: the caller then needs a
+        lease (see :mod:`receval.pipeline.ownership`).
+        """
+        if not self.atomic_create:
+            if self.exists(key):
+                return False
+            self.write_bytes(key, data)
+            return True
+        return self._put_if_absent(key, data)
+
+    def _put_if_absent(self, key: str, data: bytes) -> bool:
+        object_key = self.location.object_key(key)
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data, IfNoneMatch="*")
+                return True
+            except bexc.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code == "PreconditionFailed" or status == 412:
+                    return False
+                if code == "ConditionalRequestConflict" or status == 409:
+                    # AWS: a concurrent conditional write is in flight; whoever it is, look again
+                    time.sleep(self.retry.delay(attempt))
+                    if self.exists(key):
+                        return False
+                    continue
+                raise self._error(exc, key, "create") from None
+            except bexc.BotoCoreError as exc:
+                raise self._error(exc, key, "create") from None
+        raise StoreError(f"{self._url(key)}: cannot create: concurrent writers kept conflicting")
+
+    @property  # type: ignore[override]
+    def atomic_create(self) -> bool:
+        """Whether the server honours ``If-None-Match: *`` on PUT; probed once per store.
+
+        The probe creates a hidden object twice: a server that honours the condition refuses the
+        second PUT with 412, one that ignores it (or answers 501) does not.
+        """
+        if self._atomic_create is None:
+            probe = temp_name(".receval-conditional-put-probe")
+            object_key = self.location.object_key(probe)
+            supported = False
+            try:
+                first = self._put_if_absent(probe, b"1")
+                second = self._put_if_absent(probe, b"2") if first else True
+                supported = first and not second
+            except StoreError as exc:
+                if "NotImplemented" not in str(exc) and "HTTP 501" not in str(exc):
+                    raise
+            finally:
+                try:
+                    self.client.delete_object(Bucket=self.bucket, Key=object_key)
+                except (bexc.ClientError, bexc.BotoCoreError):
+                    pass  # a hidden leftover, skipped by listings
+            self._atomic_create = supported
+        return self._atomic_create
+
+    def rename(self, source: str, target: str) -> None:
+        """Server-side copy then delete: the target appears whole (a managed multipart copy above 5 GiB)."""
+        src = {"Bucket": self.bucket, "Key": self.location.object_key(source)}
+        dst = self.location.object_key(target)
+        self._with_retries(target, "write", lambda: self.client.copy(src, self.bucket, dst, Config=self.transfer_config))
+        self.delete(source)
+
     def exists(self, key: str) -> bool:
         object_key = self.location.object_key(key)
         try:
@@ -404,6 +475,8 @@ class S3Store(Store):
                     if object_key.endswith("/") or not object_key.startswith(root):
                         continue  # a "folder" placeholder some tools create, not an object
                     key = object_key[len(root):]
+                    if is_temp_name(key.rpartition("/")[2]):
+                        continue  # an unfinished write (see Store.publish)
                     if not wanted or key == wanted or key.startswith(wanted + "/"):
                         keys.append(key)
 
