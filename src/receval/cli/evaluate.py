@@ -114,7 +114,11 @@ def evaluate(
     from receval.pipeline.evaluation import write_partial, write_results
     from receval.storage import open_store
 
+    from receval.config import check_evaluation_flags
+
     cutoffs = tuple(int_list(cutoff, "--cutoff")) or (10,)
+    check_evaluation_flags(cutoffs=list(cutoffs), threshold=threshold, distance=distance, alpha=alpha,
+                           exp_base=exp_base, background=background, epd_profile=epd_profile, catalog=catalog)
     config_kw = dict(threshold=threshold, exp_base=exp_base, background=background)
     EvaluationConfig(cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw)
     specs = None
@@ -142,6 +146,8 @@ def evaluate(
     test_df = schema.read_test(test, layout)
     recs_df = schema.read_recs(recs, layout)
     features_df = schema.read_features(features, layout) if features is not None else None
+    schema.require_overlap(test_df, recs_df, str(test), str(recs))
+    schema.check_catalog(catalog, recs_df, str(recs))
     with progress_bar("evaluating users") as update:
         state = run_engine(train_df, test_df, recs_df, features_df, config, shard=shard_obj, progress=update)
     for note in state.notes:

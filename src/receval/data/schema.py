@@ -297,6 +297,22 @@ def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs
         )
 
 
+def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str) -> None:
+    """Refuse a catalogue size (for Gini) smaller than the distinct items the lists recommend.
+
+    Gini over fewer catalogue items than are recommended is not defined; the engine would have to
+    widen the catalogue silently, so the value would not be the one asked for.
+    """
+    if catalog is None:
+        return
+    recommended = int(pd.unique(recs["item"].astype(str)).size)
+    if catalog < recommended:
+        raise InputError(
+            f"--catalog {catalog}: smaller than the {recommended} distinct items recommended in {recs_name}; "
+            f"the catalogue must hold every recommended item"
+        )
+
+
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
     """Make ``column`` the same dtype in every frame: int64 where all are integers, else str.
 

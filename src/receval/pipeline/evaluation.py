@@ -1,9 +1,10 @@
 """Evaluation outputs in a store: the partial state of a shard, or the final summary and per-user
 values. Shared by ``receval evaluate``/``merge`` (files) and the pipeline's evaluate/aggregate steps.
 
-Outputs are published so that a crash never leaves a folder that looks complete: stale results are
-removed first, data objects are written next, ``summary.json`` after them and the ``_SUCCESS``
-marker last.
+Outputs are published so that a crash never leaves a folder that looks complete and a failed
+overwrite never loses the previous result: every object is written aside first, then swapped in,
+the files of the other kind of output (a partial state under a summary, or the reverse) are
+removed, and the ``_SUCCESS`` marker, which says which kind the folder holds, comes last.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ PARTIAL_FILES = ("partial.json", "per_user.parquet", "exposure.parquet")
 SUMMARY_FILE = "summary.json"
 SUMMARY_TABLE_FILE = "summary.parquet"
 PER_USER_FILE = "per_user.parquet"
+RESULT_FILES = (SUMMARY_FILE, SUMMARY_TABLE_FILE, PER_USER_FILE)
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
@@ -32,18 +34,25 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 
 
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
-    """Publish a shard's partial state under ``prefix``."""
-    store.delete(join(prefix, SUMMARY_FILE))
-    store.publish(prefix, state.to_objects(), {"kind": "partial", "shards": state.shards, **(extra or {})})
+    """Publish a shard's partial state under ``prefix``, replacing any evaluation written there before."""
+    store.publish(prefix, state.to_objects(), {"kind": "partial", "shards": state.shards, **(extra or {})},
+                  remove=RESULT_FILES)
 
 
 def read_partial(store: Store, prefix: str) -> PartialState:
-    """Read a published partial state; refuse an unfinished one, naming it."""
+    """Read a published partial state; refuse an unfinished one, or another kind of output, naming it."""
     where = store.url(prefix)
-    if not store.is_complete(prefix):
+    marker = store.marker(prefix)
+    if marker is None:
         if store.exists(join(prefix, "partial.json")):
             raise InputError(f"{where}: unfinished shard output (no {MARKER} marker): rerun that shard")
         raise InputError(f"{where}: no partial state here (expected {', '.join(PARTIAL_FILES)} and {MARKER})")
+    kind = marker.get("kind") if isinstance(marker, dict) else None
+    if kind != "partial":
+        what = "a finished evaluation (summary.json)" if kind == "summary" else f"output of kind {kind!r}"
+        raise InputError(
+            f"{where}: not a partial state but {what}: merge the folders of `receval evaluate --shard I/N`"
+        )
     return PartialState.from_objects({name: store.read_bytes(join(prefix, name)) for name in PARTIAL_FILES}, where)
 
 
@@ -51,14 +60,19 @@ def write_results(
     store: Store, prefix: str, state: PartialState, records: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Publish ``summary.json`` and ``per_user.parquet`` (and ``summary.parquet``) under ``prefix``."""
+    """Publish ``summary.json`` and ``per_user.parquet`` (and ``summary.parquet``) under ``prefix``.
+
+    Written aside and swapped in (:meth:`~receval.storage.Store.publish`): a failure leaves the
+    previous result whole; a shard's partial state written there before is removed.
+    """
     records = state.summary() if records is None else records
-    store.delete(join(prefix, MARKER))
-    store.delete(join(prefix, SUMMARY_FILE))
-    store.write_bytes(join(prefix, PER_USER_FILE), _parquet(state.per_user))
-    store.write_bytes(join(prefix, SUMMARY_TABLE_FILE), _parquet(summary_frame(records)))
-    store.write_bytes(join(prefix, SUMMARY_FILE), (json.dumps(records, indent=2) + "\n").encode())
-    store.write_json(join(prefix, MARKER), {"kind": "summary", "users": state.n_users, **(extra or {})})
+    objects = {
+        PER_USER_FILE: _parquet(state.per_user),
+        SUMMARY_TABLE_FILE: _parquet(summary_frame(records)),
+        SUMMARY_FILE: (json.dumps(records, indent=2) + "\n").encode(),
+    }
+    store.publish(prefix, objects, {"kind": "summary", "users": state.n_users, **(extra or {})},
+                  remove=PARTIAL_FILES)
     return records
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.errors import ConfigError, InputError, StoreError
+from receval.errors import ConfigError, InputError, ReceValError, StoreError
 from receval.storage import Store, join
 
 FORMAT_VERSION = 1
@@ -430,4 +430,21 @@ class Recommender(ABC):
             raise StoreError(
                 f"{store.url(prefix)}: no saved model here (no _SUCCESS marker: never saved, or the save did not finish)"
             )
-        return cls._from_objects(lambda name: store.read_bytes(join(prefix, name)), store.url(prefix))
+        where = store.url(prefix)
+        opened: list[str] = []
+
+        def read(name: str) -> bytes:
+            opened.append(name)
+            return store.read_bytes(join(prefix, name))
+
+        try:
+            return cls._from_objects(read, where)
+        except ReceValError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoding failure of a tampered or truncated object
+            name = opened[-1] if opened else MODEL_FILE
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise StoreError(
+                f"{where}/{name}: corrupt or tampered model object ({type(exc).__name__}: {first}); "
+                f"train the algorithm again with --force"
+            ) from None
