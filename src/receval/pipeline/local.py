@@ -200,6 +200,9 @@ class Terminated(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
+_SIGTERM_STATE = {"deferring": False, "pending": False}
+
+
 @contextlib.contextmanager
 def _terminate_on_sigterm() -> Iterator[None]:
     """Turn SIGTERM into :class:`Terminated` in this (main) thread, as Python does SIGINT."""
@@ -208,6 +211,9 @@ def _terminate_on_sigterm() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if _SIGTERM_STATE["deferring"]:
+            _SIGTERM_STATE["pending"] = True
+            return
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -215,6 +221,24 @@ def _terminate_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _SIGTERM_STATE.update(deferring=False, pending=False)
+
+
+@contextlib.contextmanager
+def _sigterm_deferred() -> Iterator[None]:
+    """Hold a SIGTERM that arrives while the block runs; it ends the run right after the block.
+
+    Starting a pool worker is not interruptible: a worker left half-started by the forkserver
+    would die with a traceback about the parent's vanished queues.
+    """
+    _SIGTERM_STATE["deferring"] = True
+    try:
+        yield
+    finally:
+        _SIGTERM_STATE["deferring"] = False
+    if _SIGTERM_STATE["pending"]:
+        _SIGTERM_STATE["pending"] = False
+        raise Terminated()
 
 
 def _mark_failed(store: Any, run_id: str, reason: str) -> None:
@@ -247,11 +271,13 @@ def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], ru
 
     def submit(kind: str, label: str, shard: Shard | None) -> None:
         coords = None if shard is None else (shard.index, shard.count)
-        pending[pool.submit(_task, kind, uri, options, run_id, label, coords)] = (kind, label, shard)
+        with _sigterm_deferred():
+            future = pool.submit(_task, kind, uri, options, run_id, label, coords)
+        pending[future] = (kind, label, shard)
 
-    for label in labels:
-        submit("train", label, None)
     try:
+        for label in labels:
+            submit("train", label, None)
         while pending:
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in finished:
@@ -264,13 +290,19 @@ def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], ru
                 elif kind == "predict":
                     submit("evaluate", label, shard)
     except BaseException as exc:
-        for future in pending:
-            future.cancel()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) and isinstance(pool, ProcessPoolExecutor):
             # a signal ends the run now: do not let the pool's exit wait for the running steps
-            # (their outputs are written aside and published last, so nothing half-done is kept)
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
+            # (their outputs are written aside and published last, so nothing half-done is kept).
+            # The pool then fails every pending future itself; cancelling them first would make its
+            # manager thread trip over the cancelled ones (InvalidStateError, CPython 3.11).
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            for process in processes:
                 process.terminate()
+            for process in processes:  # a worker still starting must not outlive the queues it unpickles
+                process.join(timeout=10)
+        else:
+            for future in pending:
+                future.cancel()
         raise
 
 
