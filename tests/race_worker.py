@@ -5,6 +5,7 @@ it sleeps until ``START + i * INTERVAL`` (so that two workers started together h
 within a few milliseconds of each other) and then runs, with the real receval code:
 
 - ``prepare``: the prepare step;
+- ``prepare-train``: the prepare step, then the train step of the first algorithm;
 - ``run``: the whole pipeline in this process (``run_local(workers=1)``).
 
 It prints one JSON line per run id: ``{"run", "ok", "error", "kind", "values"}``, where ``values``
@@ -38,6 +39,9 @@ def main(argv: list[str]) -> int:
         try:
             if mode == "prepare":
                 steps.prepare_step(store, run_id, config)
+            elif mode == "prepare-train":  # the step right after prepare needs the dataset published
+                steps.prepare_step(store, run_id, config)
+                steps.train_step(store, run_id, config.labels[0])
             else:
                 result = run_local(config, store_uri, run_id=run_id, workers=1, progress=False)
                 line["values"] = {
