@@ -153,12 +153,16 @@ def test_sigterm_marks_the_run_failed_terminated_exits_143_and_a_rerun_completes
     cfg.write_text(json.dumps(SLOW))
     args = ["run", "--config", str(cfg), "--store", str(store), "--run-id", "t", "--workers", "2", "--format", "json"]
     proc = subprocess.Popen([sys.executable, "-m", "receval", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    marker = store / "runs" / "t" / "dataset" / "_SUCCESS"
-    while not marker.exists() and proc.poll() is None:  # prepared: the steps are running now
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+                            text=True, start_new_session=True)
+    try:
+        marker = store / "runs" / "t" / "dataset" / "_SUCCESS"
+        while not marker.exists() and proc.poll() is None:  # prepared: the steps are running now
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # to the main process only, as Kubernetes does to PID 1
+        _, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever it left behind (its own session only)
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     meta = json.loads((store / "runs" / "t" / "run.json").read_text())

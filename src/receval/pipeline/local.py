@@ -248,7 +248,8 @@ def _mark_failed(store: Any, run_id: str, reason: str) -> None:
     try:
         steps.mark_failed_step(store, run_id, reason)
     except Exception as exc:  # noqa: BLE001 - secondary: the original error is re-raised by the caller
-        logging.getLogger("receval.pipeline").warning(
+        # the consequence of the first error, mostly (the store is gone): not a second error line
+        logging.getLogger("receval.pipeline").debug(
             "run %s: could not record the failure in run.json either: %s", run_id, exc)
 
 
