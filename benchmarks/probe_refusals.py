@@ -250,7 +250,9 @@ def metric_values(stdout: str) -> dict:
 def probe_kills(work: Path, repeats: int, rng: random.Random) -> list[dict]:
     config = work / "tiny.json"
     config.write_text(json.dumps(TINY))
+    started = time.perf_counter()
     reference = subprocess.run(run_cmd(config, work / "ref", "ref"), capture_output=True, text=True)
+    duration = time.perf_counter() - started
     expected = metric_values(reference.stdout)
     results = []
     for kind in ("SIGKILL", "SIGTERM"):
@@ -261,7 +263,8 @@ def probe_kills(work: Path, repeats: int, rng: random.Random) -> list[dict]:
             run_json = store / "runs" / "k" / "run.json"
             while not run_json.exists() and proc.poll() is None:
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 4.0))  # somewhere in prepare, train, predict, evaluate or aggregate
+            # somewhere in prepare, train, predict, evaluate or aggregate (a run lasts about `duration`)
+            time.sleep(rng.uniform(0.0, 0.8 * duration))
             if kind == "SIGKILL":  # a lost node or an OOM kill: every process of the pod at once
                 os.killpg(proc.pid, signal.SIGKILL)
             else:  # eviction, kubectl delete: SIGTERM to the main process (PID 1 of the pod)

@@ -40,6 +40,15 @@ def temp_name(key: str) -> str:
     return f"{head}/{tmp}" if head else tmp
 
 
+def shown_key(key: str) -> str:
+    """The key a temporary sibling stands for (:func:`temp_name`), for messages: the user's file name."""
+    head, _, name = key.rpartition("/")
+    if not is_temp_name(name):
+        return key
+    final = name[1:-len(TMP_SUFFIX)].rsplit(".", 1)[0]
+    return f"{head}/{final}" if head else final
+
+
 def is_temp_name(name: str) -> bool:
     """Whether a file or object base name is an unfinished write (:func:`temp_name`)."""
     return name.startswith(".") and name.endswith(TMP_SUFFIX)

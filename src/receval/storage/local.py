@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from receval.errors import StoreError
-from receval.storage import TMP_SUFFIX, Store, is_temp_name, temp_name
+from receval.storage import TMP_SUFFIX, Store, is_temp_name, shown_key, temp_name
 
 #: A temporary file whose writer cannot be identified (another host, an older name) counts as a
 #: crashed write's leftover once it is this old.
@@ -85,7 +85,7 @@ class LocalStore(Store):
                 tmp.unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            raise StoreError(f"{path}: cannot be written: {exc.strerror}") from None
+            raise StoreError(f"{self._path(shown_key(key))}: cannot be written: {exc.strerror}") from None
         self._remove_leftovers(path.parent)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:

@@ -30,7 +30,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from receval.errors import ConfigError, StoreError, TransientStoreError
-from receval.storage import Store, is_temp_name, join, temp_name
+from receval.storage import Store, is_temp_name, join, shown_key, temp_name
 
 MiB = 1024 * 1024
 
@@ -263,7 +263,7 @@ class S3Store(Store):
 
     # -- error handling -------------------------------------------------------------------
     def _url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self.location.object_key(key)}"
+        return f"s3://{self.bucket}/{self.location.object_key(shown_key(key))}"
 
     def _error(self, exc: BaseException, key: str, action: str) -> StoreError:
         """Translate a boto error into one line naming bucket and key, never credentials."""
