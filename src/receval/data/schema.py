@@ -5,17 +5,23 @@ Every reader here turns a file into a clean :class:`pandas.DataFrame` or raises
 offending row (1-based data row; for CSV also the line number) or user. Nothing below this layer
 validates again: the metrics assume clean frames.
 
-Contracts (by column name; ids may be integers or strings). Other names (``user_id``, ``movieId``...), TREC
-run/qrels files and headerless TSV are mapped onto these by :mod:`receval.data.formats`:
+Contracts (by column name). Other names (``user_id``, ``movieId``...), TREC run/qrels files and
+headerless TSV are mapped onto these by :mod:`receval.data.formats`. Ids are labels: text ids (CSV,
+TSV, TREC) are kept as written (``007`` is not ``7``); Parquet ids are integers (or integral floats)
+or text; files that disagree on the type meet as canonical text (:func:`harmonise_id_types`).
+Refused, in one line naming the file (``docs/refusals.md``): other id types, empty ids, empty train,
+test or recs, a test set none of whose users has a list (:func:`require_overlap`), non-regular files.
 
 ========  ===============================  =====================================================
 role      columns                          rules
 ========  ===============================  =====================================================
-train     user, item [, rating]            duplicate (user, item) rows are merged (last rating)
+train     user, item [, rating]            duplicate (user, item) rows are merged (last rating);
+                                           must not be empty
 test      user, item, rating               rating numeric; duplicate (user, item) is an error;
                                            must not be empty
 recs      user, item, rank | score         rank numeric >= 0, unique per user; item unique per
-                                           user; with only a score: rank by score desc, item asc
+                                           user; with only a score: rank by score desc, item asc;
+                                           must not be empty
 features  item, feature [, weight]         weight numeric (default 1.0); duplicates merged
 ========  ===============================  =====================================================
 """
