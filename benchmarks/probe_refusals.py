@@ -269,12 +269,16 @@ def probe_kills(work: Path, repeats: int, rng: random.Random) -> list[dict]:
                 os.killpg(proc.pid, signal.SIGKILL)
             else:  # eviction, kubectl delete: SIGTERM to the main process (PID 1 of the pod)
                 proc.send_signal(signal.SIGTERM)
+            problems = []
             try:
-                _, err = proc.communicate(timeout=300)
+                _, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:  # its workers outlived it, holding its pipes
+                problems.append("did not end within 120 s of the signal")
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-            problems = []
+            if problems:
+                _, err = proc.communicate()
             if kind == "SIGTERM" and proc.returncode not in (0, 143):
                 problems.append(f"exit {proc.returncode}")
             if kind == "SIGTERM" and proc.returncode == 143:
