@@ -220,8 +220,14 @@ def _terminate_on_sigterm() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # after the run (printing its table), SIGTERM still ends the process cleanly with 143 rather
+        # than by the signal's default action; a handler someone else installed is given back
+        signal.signal(signal.SIGTERM, _terminate if previous in (signal.SIG_DFL, None) else previous)
         _SIGTERM_STATE.update(deferring=False, pending=False)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 @contextlib.contextmanager
