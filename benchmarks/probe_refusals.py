@@ -279,7 +279,15 @@ def probe_kills(work: Path, repeats: int, rng: random.Random) -> list[dict]:
                     os.killpg(proc.pid, signal.SIGKILL)
             if problems:
                 _, err = proc.communicate()
-            if kind == "SIGTERM" and proc.returncode not in (0, 143):
+            late = ""
+            if kind == "SIGTERM" and proc.returncode == -signal.SIGTERM and not problems:
+                # after the run was complete, while the interpreter exits: Python has put back the
+                # default action by then; nothing is lost, the run says "complete"
+                if json.loads(run_json.read_text()).get("status") == "complete":
+                    late = " (signal came after completion, during interpreter exit)"
+                else:
+                    problems.append(f"exit {proc.returncode} before the run was complete")
+            elif kind == "SIGTERM" and proc.returncode not in (0, 143):
                 problems.append(f"exit {proc.returncode}")
             if kind == "SIGTERM" and proc.returncode == 143:
                 meta = json.loads(run_json.read_text())
@@ -296,7 +304,7 @@ def probe_kills(work: Path, repeats: int, rng: random.Random) -> list[dict]:
             if leftovers:
                 problems.append(f"{len(leftovers)} temporary files left")
             results.append({"area": "injected faults", "case": f"{kind} of receval run #{i} (exit {proc.returncode})",
-                            "ok": not problems, "message": "; ".join(problems) or "resumed, identical values"})
+                            "ok": not problems, "message": "; ".join(problems) or "resumed, identical values" + late})
     return results
 
 
