@@ -147,7 +147,7 @@ def test_format_errors_are_one_line(data, native, tmp_path):
 def test_recbole_type_suffixes_and_line_numbers_of_headerless_files(tmp_path):
     atomic = tmp_path / "ml.inter.tsv"
     atomic.write_text("user_id:token\titem_id:token\trating:float\n1\t10\t5\n2\t11\t4\n")
-    assert schema.read_test(atomic).to_dict("list") == {"user": [1, 2], "item": [10, 11], "rating": [5.0, 4.0]}
+    assert schema.read_test(atomic).to_dict("list") == {"user": ["1", "2"], "item": ["10", "11"], "rating": [5.0, 4.0]}
     headerless = tmp_path / "test.tsv"
     headerless.write_text("1\t10\t5\n2\t11\tx\n")
     with pytest.raises(InputError, match=r"column 'rating', row 2 \(line 2\): non-numeric value 'x'"):
@@ -167,6 +167,6 @@ def test_config_table_takes_the_same_mapping(tmp_path):
     mapped = load_table(table.path, user=table.user, item=table.item, rating=table.rating)
     recognised = load_table(path, rating="stars")  # userId and movieId are common names
     assert mapped.ratings.to_dict("list") == recognised.ratings.to_dict("list") == {
-        "user": [1, 1, 2], "item": [10, 11, 10], "rating": [5.0, 3.0, 4.0]}
+        "user": ["1", "1", "2"], "item": ["10", "11", "10"], "rating": [5.0, 3.0, 4.0]}  # CSV ids: text
     with pytest.raises(ValueError, match="unknown column 'usr'"):
         TableConfig(path=str(path), columns={"usr": "userId"})
