@@ -160,6 +160,11 @@ def run_local(
     if workers < 1:
         raise ConfigError(f"--workers {workers}: must be >= 1")
 
+    from receval.pipeline import layout
+
+    # reach the store once before anything starts: wrong credentials or a missing bucket are one
+    # line of their own, not a failed run (there may be no run to mark failed)
+    store.exists(layout.run_json_key(run_id))
     stage = on_stage or (lambda name: None)
     labels = config.labels
     shards = [Shard(i, config.shards) for i in range(config.shards)]

@@ -380,9 +380,9 @@ class S3Store(Store):
         PUT is preceded by a HEAD, which narrows but cannot close the race: the caller then needs a
         lease (see :mod:`receval.pipeline.ownership`).
         """
+        if self.exists(key):  # also names this key, not the capability probe, when the bucket is unusable
+            return False
         if not self.atomic_create:
-            if self.exists(key):
-                return False
             self.write_bytes(key, data)
             return True
         return self._put_if_absent(key, data)
