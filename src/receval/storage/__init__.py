@@ -169,7 +169,9 @@ class Store(ABC):
         if if_absent and self.exists(marker_key):
             self._discard(staged.values())
             return False
-        if not if_absent:
+        # The old marker goes first, unless it is this very marker: an identical writer (a second
+        # run of the same configuration, a retried pod) republishes what readers already trust.
+        if not if_absent and self.marker(prefix) != dict(marker or {}):
             self.delete(marker_key)
         for name, tmp in staged.items():
             self.rename(tmp, join(prefix, name))
