@@ -376,7 +376,7 @@ def load_features_table(
         if column is not None:
             _column(frame, src, column, role)
     out = pd.DataFrame({"item": _ids(frame, item, src), "feature": frame[feature].astype(str).str.strip()})
-    out["weight"] = _numeric(frame, weight, src) if weight is not None else 1.0
+    out["weight"] = _numeric(frame, weight, src, allow_negative=False) if weight is not None else 1.0
     return out.drop_duplicates(["item", "feature"], keep="last").reset_index(drop=True)
 
 

@@ -284,7 +284,7 @@ def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.
     frame, src = _read_raw(path, "features", layout)
     _require_columns(frame, src, ("item", "feature"))
     out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
-    out["weight"] = _numeric(frame, "weight", src) if "weight" in frame.columns else 1.0
+    out["weight"] = _numeric(frame, "weight", src, allow_negative=False) if "weight" in frame.columns else 1.0
     return out.drop_duplicates(subset=["item", "feature"], keep="last").reset_index(drop=True)
 
 

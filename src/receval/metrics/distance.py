@@ -39,9 +39,20 @@ class ItemDistance:
         self.n_features = self.matrix.shape[1]
         self.dense = self.matrix.toarray() if self.n_features <= DENSE_MAX_FEATURES else None
         if self.kind == "cosine":
-            inv = np.zeros_like(self.norms2)
-            inv[self.has_features] = 1.0 / np.sqrt(self.norms2[self.has_features])
-            self.unit = sp.diags(inv) @ self.matrix
+            # Scale-safe unit rows: divide each row by its largest |weight| before squaring, so
+            # weights of 1e308 (whose squares overflow) or 1e-200 (whose squares underflow) give
+            # the distances of the same vectors at weight 1. Cosine is invariant to that scaling.
+            peak = np.zeros(self.matrix.shape[0])
+            if self.matrix.nnz:
+                peak = np.asarray(abs(self.matrix).max(axis=1).todense()).ravel()
+            self.has_features = peak > 0
+            inv_peak = np.zeros_like(peak)
+            inv_peak[self.has_features] = 1.0 / peak[self.has_features]
+            scaled = sp.diags(inv_peak) @ self.matrix
+            scaled_norms2 = np.asarray(scaled.multiply(scaled).sum(axis=1)).ravel()
+            inv = np.zeros_like(scaled_norms2)
+            inv[self.has_features] = 1.0 / np.sqrt(scaled_norms2[self.has_features])
+            self.unit = sp.csr_matrix(sp.diags(inv) @ scaled)
             self.unit_dense = self.unit.toarray() if self.dense is not None else None
 
     # -- pairwise products ---------------------------------------------------------------
