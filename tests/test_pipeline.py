@@ -365,3 +365,16 @@ def test_prepare_command_takes_cutoffs_from_the_environment_like_the_argo_templa
     cli("prepare", "--store", str(tmp_path), "--run-id", "e1", "--dataset", "synthetic")
     meta = json.loads((tmp_path / "runs" / "e1" / "run.json").read_text())
     assert meta["cutoffs"] == [5, 20] and meta["config"]["recommend"]["k"] == 20
+
+
+def test_a_catalog_smaller_than_the_recommended_items_is_refused_at_aggregate(tmp_path: Path, capsys):
+    """Gini over a catalogue of 5 items when the lists recommend dozens is no Gini: `receval evaluate`
+    refuses it from the recs file, the pipeline once the shards are merged (no shard sees them all)."""
+    config = tmp_path / "small.yaml"
+    config.write_text(json.dumps({**SMALL, "algorithms": ["rnd"], "evaluation": {"cutoffs": [5], "catalog": 5}}))
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--store", str(tmp_path / "s"), "--run-id", "cat", "--config", str(config), "--workers", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2
+    assert "evaluation.catalog 5 is smaller than the" in err[-1] and "rnd" in err[-1], err
+    assert not (tmp_path / "s" / "runs" / "cat" / "summary.json").exists()

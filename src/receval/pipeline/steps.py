@@ -623,6 +623,21 @@ def _shard_count(store: Store, run_id: str, label: str, configured: int) -> int:
     )
 
 
+def _check_catalog(store: Store, run_id: str, label: str, catalog: int | None, state) -> None:
+    """Refuse a configured Gini catalogue smaller than the items the merged lists recommend (the
+    pipeline's form of :func:`receval.data.schema.check_catalog`: only the union of all shards
+    knows the distinct items, so the check runs after the merge)."""
+    if catalog is None:
+        return
+    recommended = int(state.exposure["item"].nunique())
+    if catalog < recommended:
+        raise InputError(
+            f"{store.url(layout.run_json_key(run_id))}: evaluation.catalog {catalog} is smaller than the "
+            f"{recommended} distinct items that the lists of {label} recommend; the catalogue must hold every "
+            f"recommended item"
+        )
+
+
 def aggregate_step(
     store: Store | str, run_id: str, *, algorithms: list[str] | None = None, shards: int | None = None,
     force: bool = False,
@@ -652,6 +667,7 @@ def aggregate_step(
         count = shards or _shard_count(store, run_id, label, config.shards)
         parts = [(store, layout.metrics_shard_prefix(run_id, label, Shard(i, count))) for i in range(count)]
         state = merge_partials(parts)
+        _check_catalog(store, run_id, label, config.evaluation.catalog, state)
         algo_records = [{"algorithm": label, **record} for record in state.summary()]
         write_results(store, layout.metrics_prefix(run_id, label), state, algo_records,
                       extra={"algorithm": label, "shards": count})
