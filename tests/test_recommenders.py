@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from receval.errors import ConfigError, StoreError
+from receval.metrics.sharding import Shard
 from receval.recommenders import ALGORITHMS, RERANKERS, Recommender, make
 from receval.recommenders.base import top_k
 from receval.recommenders.mf import looks_like_stars
@@ -268,10 +269,37 @@ def test_save_load_round_trip_gives_identical_lists(name, fitted, ml100k, tmp_pa
     model = fitted(name)
     model.save(store, f"models/{name}")
     assert store.is_complete(f"models/{name}")
-    loaded = Recommender.load(store, f"models/{name}")
+    loaded = Recommender.load(store, f"models/{name}", train=ml100k["train"])
     assert type(loaded) is type(model) and loaded.params == model.params
     users = list(ml100k["test"].user.unique()[:60]) + [123_456]
     pd.testing.assert_frame_equal(loaded.recommend(users, 15), model.recommend(users, 15))
+
+
+@pytest.mark.parametrize("name", BASE_ALGORITHMS)
+def test_a_shard_loaded_with_its_own_train_rows_gives_the_full_models_lists(name, fitted, ml100k, tmp_path):
+    """What a predict pod does: the model's global state, one shard's part of the per-user state,
+    and only that shard's train rows."""
+    store = LocalStore(tmp_path)
+    model = fitted(name)
+    model.save(store, f"models/{name}", user_parts=4)
+    saved = {key.split(f"models/{name}/", 1)[1] for key in store.list(f"models/{name}")}
+    # only the global model keeps the train matrix and every user id
+    assert ("train.npz" in saved) == ("users.parquet" in saved) == (name == "ub")
+    assert any(key.startswith("users/part-") for key in saved) == (name == "mf")
+    shard = Shard(1, 8)  # 8 pods over 4 parts: each pod reads one part
+    train = ml100k["train"]
+    own_train = train[shard.mask(train["user"])]
+    loaded = Recommender.load(store, f"models/{name}", shard=shard, train=own_train)
+    test_users = pd.Series(ml100k["test"].user.unique())
+    users = list(test_users[shard.mask(test_users)][:60]) + [123_456]
+    pd.testing.assert_frame_equal(loaded.recommend(users, 15), model.recommend(users, 15))
+
+
+def test_a_model_loaded_without_train_rows_refuses_to_recommend(fitted, tmp_path):
+    store = LocalStore(tmp_path)
+    fitted("ib").save(store, "models/ib")
+    with pytest.raises(ConfigError, match="without the users' train rows"):
+        Recommender.load(store, "models/ib").recommend([1], 5)
 
 
 def test_load_refuses_an_unpublished_folder(tmp_path):

@@ -144,6 +144,6 @@ def test_default_mf_base_and_round_trip(ml100k, users, tmp_path):
     model.fit(ml100k["train"], ml100k["features"])
     store = LocalStore(tmp_path)
     model.save(store, "models/xquad")
-    loaded = Recommender.load(store, "models/xquad")
+    loaded = Recommender.load(store, "models/xquad", train=ml100k["train"])
     assert loaded.params == model.params and loaded.base.params["factors"] == 10
     pd.testing.assert_frame_equal(loaded.recommend(users, 10), model.recommend(users, 10))

@@ -7,6 +7,7 @@ the same partition without coordination.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -49,6 +50,15 @@ class Shard:
     def mask(self, users: pd.Series | np.ndarray) -> np.ndarray:
         """Boolean mask of the users that belong to this shard."""
         return shard_of(users, self.count) == self.index
+
+    def overlapping(self, count: int) -> range:
+        """Indices of the ``count``-way partition whose parts can hold users of this shard.
+
+        A user of part j of B and of shard I of M has hash h with h ≡ j (mod B) and h ≡ I (mod M),
+        so j ≡ I (mod gcd(B, M)): one part when B divides M, B/M parts when M divides B.
+        """
+        step = math.gcd(int(count), self.count)
+        return range(self.index % step, int(count), step)
 
 
 def shard_of(users: pd.Series | np.ndarray, count: int) -> np.ndarray:

@@ -16,7 +16,6 @@ data means a new run id (the downstream outputs of the old data would otherwise 
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -138,9 +137,9 @@ def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dic
     """
     marker = marker or _require_dataset(store, run_id)
     buckets, parts = int(marker["shards"]), int(marker["parts"])
-    step = math.gcd(buckets, shard.count)
+    overlapping = shard.overlapping(buckets)
     frames: list[pd.DataFrame] = []
-    for j in range(shard.index % step, buckets, step):
+    for j in overlapping:
         bucket = Shard(j, buckets)
         pieces = []
         for p in range(parts):
@@ -155,7 +154,7 @@ def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dic
             pieces.append((store.url(key), frame))
         frames.append(pieces[0][1] if parts == 1 else combine_files(pieces, table))
     rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    if step != shard.count and len(rows):
+    if overlapping.step != shard.count and len(rows):
         codes, users = pd.factorize(rows["user"])
         rows = rows[shard.mask(pd.Series(users))[codes]].reset_index(drop=True)
     return rows
@@ -475,11 +474,12 @@ def train_step(store: Store | str, run_id: str, algorithm: str, *, force: bool =
         return False
     config = run_config(store, run_id)
     algo = config.algorithm(algorithm)
-    _require_dataset(store, run_id)
+    marker = _require_dataset(store, run_id)
     started = time.perf_counter()
     train = read_dataset(store, run_id, "train")  # the one step that reads every train bucket
     model = make(algo.name, **algo.params).fit(train, _features_or_none(store, run_id))
-    model.save(store, prefix)
+    # per-user state (MF's user factors) in as many parts as train buckets: a predict pod reads its own
+    model.save(store, prefix, user_parts=int(marker["shards"]))
     log.info("train %s: fitted on %d interactions (%.1fs)", algorithm, len(train), time.perf_counter() - started)
     return True
 
@@ -517,7 +517,11 @@ def predict_step(
     config = run_config(store, run_id)
     marker = _require_dataset(store, run_id)
     started = time.perf_counter()
-    model = Recommender.load(store, layout.model_prefix(run_id, algorithm))
+    # the model's global state, the shard's part of its per-user state, and the shard's train rows
+    # for the seen items and profiles: O(items + shard), except a global model (UB) holding all users
+    model = Recommender.load(store, layout.model_prefix(run_id, algorithm), shard=shard)
+    if model.needs_train_rows:
+        model.with_train(read_bucket(store, run_id, "train", shard, marker))
     test = read_bucket(store, run_id, "test", shard, marker)
     users = _sorted_users(test)
     frames: list[pd.DataFrame] = []

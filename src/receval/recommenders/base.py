@@ -10,6 +10,13 @@ ascending). Memory is bounded by the batch, never by the number of users.
 
 Subclasses implement :meth:`Recommender._fit` and :meth:`Recommender._score_known`; the rest
 (indexing, masking, top-k, batching, persistence) lives here once.
+
+A saved model holds only what every user's list needs (O(items): the catalogue, item popularity,
+item statistics, neighbours, features or factors), not the train matrix: the users' train rows
+(seen items, profiles) come back at load time from the caller (``train=``, in the pipeline the
+shard's train bucket). Per-user learned state (MF's user factors) is saved in ``user_parts`` objects
+by user hash, so that loading one shard reads only its users. A *global model* (``global_model =
+True``: UB, whose neighbours are all users) keeps the whole train matrix and every user id.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from receval.errors import ConfigError, InputError, ReceValError, StoreError
+from receval.metrics.sharding import Shard, shard_of
 from receval.storage import Store, join
 
-FORMAT_VERSION = 1
+# 2: no train.npz except for global models; item popularity in state.npz; user state in users/ parts
+FORMAT_VERSION = 2
 MODEL_FILE = "model.json"
 REC_COLUMNS = ("user", "item", "rank", "score")
 
@@ -163,6 +172,10 @@ def _ids_load(data: bytes) -> pd.Index:
     return pd.Index(pd.read_parquet(io.BytesIO(data))["id"].to_numpy())
 
 
+def _user_part_name(part: Shard) -> str:
+    return f"users/part-{part.index}-of-{part.count}"
+
+
 def _versions() -> dict[str, str]:
     import scipy
 
@@ -201,6 +214,9 @@ class Recommender(ABC):
     """
 
     name: ClassVar[str] = "base"
+    # True when scoring one user needs every user's train vector (UB): the saved model then keeps
+    # the whole train matrix, and ``with_train`` leaves it alone
+    global_model: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params: dict[str, Any] = dict(params)
@@ -208,6 +224,8 @@ class Recommender(ABC):
         self.item_ids: pd.Index | None = None
         self.ratings: sp.csr_matrix | None = None  # users × items, train ratings (1.0 if implicit)
         self.feature_ids: pd.Index = pd.Index([])
+        self.item_popularity: np.ndarray | None = None  # number of train users per item
+        self._saved_users: tuple[pd.Index, dict[str, np.ndarray]] | None = None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -216,7 +234,12 @@ class Recommender(ABC):
     # -- fitting ------------------------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
-        return self.ratings is not None
+        return self.item_ids is not None
+
+    @property
+    def needs_train_rows(self) -> bool:
+        """Whether lists need the users' train rows from the caller (every model but a global one)."""
+        return not self.global_model
 
     def fit(self, train: pd.DataFrame, features: pd.DataFrame | None = None) -> Recommender:
         """Learn from ``train[user, item, rating]`` (``rating`` optional: 1.0) and optional
@@ -233,19 +256,65 @@ class Recommender(ABC):
             raise InputError(f"train: missing column '{missing[0]}' (found: {', '.join(map(str, train.columns))})")
         if len(train) == 0:
             raise InputError("train: no interactions, nothing to learn from")
+        frame, ratings = self._train_rows(train)
+        item_codes, items = pd.factorize(frame["item"], sort=True)
+        self.item_ids = pd.Index(items)
+        self._set_ratings(frame, ratings, item_codes)
+        assert self.ratings is not None
+        self.item_popularity = np.diff(self.ratings.tocsc().indptr).astype(np.float64)
+
+    @staticmethod
+    def _train_rows(train: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         frame = train.drop_duplicates(subset=["user", "item"], keep="last")
         ratings = (frame["rating"].to_numpy(dtype=np.float64) if "rating" in frame.columns
                    else np.ones(len(frame)))
         if not np.isfinite(ratings).all():
             pos = int(np.flatnonzero(~np.isfinite(ratings))[0])
             raise InputError(f"train: column 'rating', row {pos + 1}: not a finite number")
+        return frame, ratings
+
+    def _set_ratings(self, frame: pd.DataFrame, ratings: np.ndarray, item_codes: np.ndarray) -> None:
         user_codes, users = pd.factorize(frame["user"], sort=True)
-        item_codes, items = pd.factorize(frame["item"], sort=True)
-        self.user_ids, self.item_ids = pd.Index(users), pd.Index(items)
+        self.user_ids = pd.Index(users)
         self.ratings = sp.csr_matrix(
-            (ratings, (user_codes, item_codes)), shape=(len(users), len(items)), dtype=np.float64
+            (ratings, (user_codes, item_codes)), shape=(len(users), self.n_items), dtype=np.float64
         )
         self.ratings.sort_indices()
+
+    def with_train(self, train: pd.DataFrame) -> Recommender:
+        """Give a loaded model the train rows of the users it will recommend to; returns ``self``.
+
+        ``train[user, item, rating]`` needs to hold every train row of those users (in the pipeline:
+        the shard's train bucket), and may hold only them: the learned global state is not touched,
+        so a user's list is the same as from the model fitted on the whole train. A global model
+        (UB) already holds every user's rows and ignores it.
+        """
+        self._check_fitted()
+        if self.global_model:
+            return self
+        missing = [c for c in ("user", "item") if c not in train.columns]
+        if missing:
+            raise InputError(f"train: missing column '{missing[0]}' (found: {', '.join(map(str, train.columns))})")
+        frame, ratings = self._train_rows(train)
+        assert self.item_ids is not None
+        item_codes = self.item_ids.get_indexer(_coerce_ids(frame["item"].to_numpy(), self.item_ids))
+        if (item_codes < 0).any():
+            pos = int(np.flatnonzero(item_codes < 0)[0])
+            raise InputError(f"train: column 'item', row {pos + 1}: item {frame['item'].iloc[pos]!r} is not in the "
+                             f"model's catalogue (a train set other than the model's?)")
+        if self._saved_users is None and self.user_ids is not None and (fitted := self._user_state()):
+            self._saved_users = (self.user_ids, fitted)  # a fitted model given other users' rows
+        self._set_ratings(frame, ratings, item_codes)
+        if self._saved_users is not None:
+            saved_ids, arrays = self._saved_users
+            assert self.user_ids is not None
+            rows = saved_ids.get_indexer(self.user_ids)
+            if (rows < 0).any():
+                user = self.user_ids[int(np.flatnonzero(rows < 0)[0])]
+                raise InputError(f"train: user {user!r} has no learned state in the model (a train set other than "
+                                 f"the model's, or a model loaded for another shard?)")
+            self._set_user_state({name: values[rows] for name, values in arrays.items()})
+        return self
 
     def _feature_matrix(self, features: pd.DataFrame | None) -> sp.csr_matrix | None:
         """Items × features weights aligned to the catalogue; items absent from it are dropped."""
@@ -278,8 +347,8 @@ class Recommender(ABC):
 
     def _fallback_scores(self) -> np.ndarray:
         """Scores of a user unknown to train: item popularity (number of train users)."""
-        assert self.ratings is not None
-        return np.diff(self.ratings.tocsc().indptr).astype(np.float64)
+        assert self.item_popularity is not None
+        return self.item_popularity
 
     def _score_unknown(self, user_ids: np.ndarray) -> np.ndarray:
         """Dense scores of users unknown to train; by default everybody gets the fallback list."""
@@ -321,6 +390,11 @@ class Recommender(ABC):
         if not self.is_fitted:
             raise ConfigError(f"recommender '{self.name}' is not fitted: call fit(train) or load a saved model")
 
+    def _check_train_rows(self) -> None:
+        if self.ratings is None:
+            raise ConfigError(f"recommender '{self.name}' was loaded without the users' train rows: "
+                              f"Recommender.load(..., train=...) or model.with_train(train)")
+
     def recommend_batches(
         self, users: Iterable[Any], k: int, batch_size: int = 1000
     ) -> Iterator[pd.DataFrame]:
@@ -332,6 +406,7 @@ class Recommender(ABC):
         ``MAX_DENSE_CELLS`` cells), whatever the number of users.
         """
         self._check_fitted()
+        self._check_train_rows()
         if int(k) < 1:
             raise ConfigError(f"k = {k}: the number of recommendations per user must be at least 1")
         if int(batch_size) < 1:
@@ -375,10 +450,19 @@ class Recommender(ABC):
     def _set_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`_state` returned (override)."""
 
-    def _objects(self) -> dict[str, bytes]:
+    def _user_state(self) -> dict[str, np.ndarray]:
+        """Learned arrays with one row per train user, in ``user_ids`` order (override: MF)."""
+        return {}
+
+    def _set_user_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore :meth:`_user_state`'s arrays, realigned to the current ``user_ids`` (override)."""
+
+    def _objects(self, user_parts: int = 1) -> dict[str, bytes]:
         """The files of a saved model, by name relative to its folder."""
         self._check_fitted()
-        assert self.user_ids is not None and self.item_ids is not None
+        self._check_train_rows()
+        assert self.user_ids is not None and self.item_ids is not None and self.item_popularity is not None
+        user_state = self._user_state()
         meta = {
             "name": self.name,
             "params": self.params,
@@ -386,22 +470,39 @@ class Recommender(ABC):
             "versions": _versions(),
             "n_users": len(self.user_ids),
             "n_items": len(self.item_ids),
+            "user_parts": int(user_parts) if user_state else 0,
         }
-        return {
-            "users.parquet": _ids_bytes(self.user_ids),
+        objects = {
             "items.parquet": _ids_bytes(self.item_ids),
             "features.parquet": _ids_bytes(self.feature_ids),
-            "train.npz": _npz_bytes({"ratings": self.ratings}),
-            "state.npz": _npz_bytes(self._state()),
-            MODEL_FILE: (json.dumps(meta, indent=2, default=str) + "\n").encode(),
+            "state.npz": _npz_bytes({**self._state(), "item_popularity": self.item_popularity}),
         }
+        if self.global_model:
+            objects["users.parquet"] = _ids_bytes(self.user_ids)
+            objects["train.npz"] = _npz_bytes({"ratings": self.ratings})
+        if user_state:
+            home = shard_of(self.user_ids.to_numpy(), int(user_parts))
+            for part in range(int(user_parts)):
+                rows = np.flatnonzero(home == part)
+                name = _user_part_name(Shard(part, int(user_parts)))
+                objects[f"{name}.parquet"] = _ids_bytes(self.user_ids[rows])
+                objects[f"{name}.npz"] = _npz_bytes({key: values[rows] for key, values in user_state.items()})
+        objects[MODEL_FILE] = (json.dumps(meta, indent=2, default=str) + "\n").encode()
+        return objects
 
-    def save(self, store: Store, prefix: str) -> None:
-        """Write the fitted model under ``prefix`` and publish it (``_SUCCESS`` written last)."""
-        store.publish(prefix, self._objects(), marker={"name": self.name, "format": FORMAT_VERSION})
+    def save(self, store: Store, prefix: str, *, user_parts: int = 1) -> None:
+        """Write the fitted model under ``prefix`` and publish it (``_SUCCESS`` written last).
+
+        Per-user state (MF's user factors) goes into ``user_parts`` objects by user hash; loading
+        with ``shard=`` then reads only the parts that can hold the shard's users (the pipeline
+        uses the run's bucket count, so a pod reads one part).
+        """
+        if int(user_parts) < 1:
+            raise ConfigError(f"user_parts = {user_parts}: must be at least 1")
+        store.publish(prefix, self._objects(int(user_parts)), marker={"name": self.name, "format": FORMAT_VERSION})
 
     @classmethod
-    def _from_objects(cls, read: Any, where: str) -> Recommender:
+    def _from_objects(cls, read: Any, where: str, shard: Shard | None = None) -> Recommender:
         from receval.recommenders import make
 
         try:
@@ -413,19 +514,37 @@ class Recommender(ABC):
         model = make(meta["name"], **meta["params"])
         if cls is not Recommender and not isinstance(model, cls):
             raise StoreError(f"{where}: holds a '{meta['name']}' model, not a {cls.__name__}")
-        model._restore(read, where)
+        model._restore(read, where, meta, shard)
         return model
 
-    def _restore(self, read: Any, where: str) -> None:
-        self.user_ids = _ids_load(read("users.parquet"))
+    def _restore(self, read: Any, where: str, meta: Mapping[str, Any], shard: Shard | None) -> None:
         self.item_ids = _ids_load(read("items.parquet"))
         self.feature_ids = _ids_load(read("features.parquet"))
-        self.ratings = _npz_load(read("train.npz"))["ratings"]  # type: ignore[assignment]
-        self._set_state(_npz_load(read("state.npz")))
+        if self.global_model:
+            self.user_ids = _ids_load(read("users.parquet"))
+            self.ratings = _npz_load(read("train.npz"))["ratings"]  # type: ignore[assignment]
+        parts = int(meta.get("user_parts", 0))
+        if parts:
+            ids, arrays = [], []
+            for part in (shard or Shard(0, 1)).overlapping(parts):
+                name = _user_part_name(Shard(part, parts))
+                ids.append(_ids_load(read(f"{name}.parquet")))
+                arrays.append(_npz_load(read(f"{name}.npz")))
+            self._saved_users = (pd.Index(np.concatenate([i.to_numpy() for i in ids])),
+                                 {key: np.concatenate([a[key] for a in arrays]) for key in arrays[0]})
+        state = _npz_load(read("state.npz"))
+        self.item_popularity = np.asarray(state.pop("item_popularity"))
+        self._set_state(state)
 
     @classmethod
-    def load(cls, store: Store, prefix: str) -> Recommender:
-        """Load a model saved by :meth:`save`; the folder must be published (``_SUCCESS``)."""
+    def load(cls, store: Store, prefix: str, *, train: pd.DataFrame | None = None,
+             shard: Shard | None = None) -> Recommender:
+        """Load a model saved by :meth:`save`; the folder must be published (``_SUCCESS``).
+
+        ``train``: the train rows of the users to recommend to (see :meth:`with_train`); without it
+        only a global model (UB) can recommend. ``shard``: read only the per-user state of that
+        shard's users (then ``train`` may hold only them).
+        """
         if not store.is_complete(prefix):
             raise StoreError(
                 f"{store.url(prefix)}: no saved model here (no _SUCCESS marker: never saved, or the save did not finish)"
@@ -438,7 +557,7 @@ class Recommender(ABC):
             return store.read_bytes(join(prefix, name))
 
         try:
-            return cls._from_objects(read, where)
+            model = cls._from_objects(read, where, shard)
         except ReceValError:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoding failure of a tampered or truncated object
@@ -448,3 +567,4 @@ class Recommender(ABC):
                 f"{where}/{name}: corrupt or tampered model object ({type(exc).__name__}: {first}); "
                 f"train the algorithm again with --force"
             ) from None
+        return model if train is None else model.with_train(train)

@@ -78,13 +78,10 @@ class POP(Recommender):
         super().__init__()
 
     def _fit(self, ratings: sp.csr_matrix, features: sp.csr_matrix | None) -> None:
-        self._popularity = self._fallback_scores()
+        pass  # the base class keeps the item popularity, which is this model
 
     def _score_known(self, users: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self._popularity, (len(users), self.n_items)).copy()
-
-    def _set_state(self, state: Mapping[str, Any]) -> None:
-        self._popularity = self._fallback_scores()
+        return np.broadcast_to(self._fallback_scores(), (len(users), self.n_items)).copy()
 
 
 class AVG(Recommender):

@@ -38,6 +38,8 @@ class UB(Recommender):
     """
 
     name = "ub"
+    # a user's neighbours are all train users: the saved model keeps the whole train matrix
+    global_model = True
 
     def __init__(self, neighbours: int = 100):
         super().__init__(neighbours=_check_neighbours("ub", neighbours))

@@ -255,20 +255,26 @@ class MF(Recommender):
         return super()._fallback_scores()
 
     # -- persistence ----------------------------------------------------------------------------
+    # Item factors are global; user factors are kept as learned, in per-user parts, rather than
+    # folded in from the user's train row at predict time: a fold-in solve would not reproduce the
+    # ALS sweep's user factors bit for bit, and lists (and every value in the docs) would move.
     def _state(self) -> dict[str, np.ndarray]:
         return {
-            "user_factors": self._users,
             "item_factors": self._items,
-            "user_bias": self._user_bias,
             "item_bias": self._item_bias,
             "mean": np.asarray(self._mean),
             "feedback": np.asarray(self.feedback),
         }
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
-        self._users = state["user_factors"]
         self._items = state["item_factors"]
-        self._user_bias = state["user_bias"]
         self._item_bias = state["item_bias"]
         self._mean = float(state["mean"])
         self.feedback = str(state["feedback"])
+
+    def _user_state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self._users, "user_bias": self._user_bias}
+
+    def _set_user_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self._users = state["user_factors"]
+        self._user_bias = state["user_bias"]

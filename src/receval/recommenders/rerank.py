@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from receval.errors import ConfigError
+from receval.metrics.sharding import Shard
 from receval.recommenders.base import Recommender, chunk_rows, normalize_rows
 
 
@@ -81,6 +82,7 @@ class Reranker(Recommender):
         self.base.fit(train, features)
         # share the base's indexing: candidates come back as the base's item indices
         self.user_ids, self.item_ids, self.ratings = self.base.user_ids, self.base.item_ids, self.base.ratings
+        self.item_popularity = self.base.item_popularity
         self._fit(self.ratings, self._feature_matrix(features))
         return self
 
@@ -89,16 +91,15 @@ class Reranker(Recommender):
             raise ConfigError(f"{self.name}: needs item features (item, feature[, weight]) that cover some train items")
         self._features = sp.csr_matrix(features)
         self._prepare()
-
-    def _prepare(self) -> None:
-        assert self.ratings is not None
-        self._unit = normalize_rows(self._features)
-        self._aspects = self._features.copy()
-        self._aspects.data[:] = 1.0
-        seen = self.ratings.copy()
+        seen = ratings.copy()
         seen.data[:] = 1.0
         everyone = np.asarray((seen @ self._aspects).sum(axis=0)).ravel()
         self._global_aspects = everyone / everyone.sum() if everyone.sum() > 0 else everyone
+
+    def _prepare(self) -> None:
+        self._unit = normalize_rows(self._features)
+        self._aspects = self._features.copy()
+        self._aspects.data[:] = 1.0
 
     def _score_known(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - not used
         raise NotImplementedError("re-rankers rank greedily; they have no per-item score")
@@ -182,21 +183,33 @@ class Reranker(Recommender):
         raise NotImplementedError
 
     # -- persistence --------------------------------------------------------------------------
-    def _state(self) -> dict[str, sp.spmatrix]:
-        return {"features": self._features}
+    def _state(self) -> dict[str, np.ndarray | sp.spmatrix]:
+        # p(f) over all train users is global: saved, as a pod sees only its shard's users
+        return {"features": self._features, "global_aspects": self._global_aspects}
 
     def _set_state(self, state: Mapping[str, Any]) -> None:
         self._features = state["features"]
+        self._global_aspects = np.asarray(state["global_aspects"])
         self._prepare()
 
-    def _objects(self) -> dict[str, bytes]:
-        objects = super()._objects()
-        objects.update({f"base/{name}": data for name, data in self.base._objects().items()})
+    @property
+    def needs_train_rows(self) -> bool:
+        return self.base.needs_train_rows
+
+    def with_train(self, train: pd.DataFrame) -> Reranker:
+        self.base.with_train(train)
+        self.user_ids, self.ratings = self.base.user_ids, self.base.ratings
+        return self
+
+    def _objects(self, user_parts: int = 1) -> dict[str, bytes]:
+        objects = super()._objects(user_parts)  # the re-ranker's own state is O(items)
+        objects.update({f"base/{name}": data for name, data in self.base._objects(user_parts).items()})
         return objects
 
-    def _restore(self, read: Any, where: str) -> None:
-        self.base = Recommender._from_objects(lambda name: read(f"base/{name}"), f"{where}/base")
-        super()._restore(read, where)
+    def _restore(self, read: Any, where: str, meta: Mapping[str, Any], shard: Shard | None) -> None:
+        self.base = Recommender._from_objects(lambda name: read(f"base/{name}"), f"{where}/base", shard)
+        super()._restore(read, where, meta, shard)
+        self.user_ids, self.ratings = self.base.user_ids, self.base.ratings
 
 
 class _AspectReranker(Reranker):

@@ -1,0 +1,69 @@
+"""Per-pod start-up: the step commands import only what their step needs.
+
+Every predict and evaluate pod pays its imports once; with 16 or 64 pods that fixed cost is a
+visible share of the summed CPU (benchmarks/README.md). The cluster client (kubernetes), the plots
+(matplotlib) and the S3 client (boto3) belong to other commands or stores, so a step on a local
+store must not load them. Checked in a real ``receval`` process, by the modules it holds at exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from receval.metrics.sharding import Shard
+from receval.pipeline import layout, steps
+from tests.test_pipeline import prepared
+
+NOT_FOR_A_LOCAL_STEP = ("kubernetes", "matplotlib", "boto3", "botocore")
+
+# run the CLI as ``python -m receval`` does, then print the top-level packages it imported
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["receval", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("receval", run_name="__main__", alter_sys=True)
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+print(json.dumps({"code": code, "modules": sorted({name.split(".")[0] for name in sys.modules})}))
+"""
+
+
+def imported_by(*argv: str) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(argv))], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return set(report["modules"])
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "prepare", "train", "aggregate"])
+def test_step_help_imports_no_cluster_plot_or_s3_client(command):
+    modules = imported_by(command, "--help")
+    assert "receval" in modules and "typer" in modules  # the probe did run the CLI
+    assert not modules & set(NOT_FOR_A_LOCAL_STEP), sorted(modules & set(NOT_FOR_A_LOCAL_STEP))
+
+
+def test_predict_and_evaluate_steps_on_a_local_store_import_no_cluster_plot_or_s3_client(tmp_path):
+    from receval.storage.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    prepared(store, "r", algorithms=["pop"], shards=2)
+    steps.train_step(store, "r", "pop")
+    common = ["--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "1/2"]
+    predict = imported_by("predict", *common)
+    assert store.exists(layout.recs_done_key("r", "pop", Shard(1, 2)))  # the step did its work
+    evaluate = imported_by("evaluate", *common)
+    assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(1, 2)))
+    for modules in (predict, evaluate):
+        assert {"numpy", "pandas"} <= modules
+        assert not modules & set(NOT_FOR_A_LOCAL_STEP), sorted(modules & set(NOT_FOR_A_LOCAL_STEP))
