@@ -107,7 +107,7 @@ def _rel(s, background: float) -> Rel:
 
 
 def _disc(s) -> Disc:
-    return Disc(s.discount.kind, s.discount.base)
+    return Disc(s.discount.kind, getattr(s.discount, "base", 0.85))  # only exp has a base
 
 
 def reference_per_user(ref: Reference, s, *, alpha: float, background: float, profile: str) -> dict:

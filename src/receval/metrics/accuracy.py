@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from receval.metrics.batch import Batch
-from receval.metrics.models import Discount, Relevance
-from receval.metrics.spec import MetricSpec
+from typing import TYPE_CHECKING, Any
 
-FAMILY = ("precision", "recall", "ap", "rr", "ndcg")
+from receval.metrics.batch import Batch
+from receval.metrics.models import LogDiscount, Relevance
+
+if TYPE_CHECKING:
+    from receval.metrics.spec import MetricSpec
 
 
 def _ideal_gains(batch: Batch, relevance: Relevance, k: int) -> np.ndarray:
@@ -34,7 +36,7 @@ def _ideal_gains(batch: Batch, relevance: Relevance, k: int) -> np.ndarray:
     return out
 
 
-def compute(batch: Batch, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
+def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if not specs:
         return out
@@ -64,7 +66,7 @@ def compute(batch: Batch, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
             first = r.argmax(axis=1)
             out[spec.key] = np.where(r.any(axis=1), 1.0 / (first + 1.0), 0.0)
         elif spec.metric == "ndcg":
-            disc = Discount("log").weights(max(n, 1))
+            disc = LogDiscount().weights(max(n, 1))
             g = batch.gains(spec.relevance)[:, :m]
             dcg = (g * disc[:m]).sum(axis=1)
             if ideal is None or ideal.shape[1] < n:

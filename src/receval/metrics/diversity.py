@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import TYPE_CHECKING, Any
+
 from receval.metrics.batch import Batch
-from receval.metrics.spec import MetricSpec
+from receval.metrics.models import NoDiscount
 
-FAMILY = ("eild", "ild")
+if TYPE_CHECKING:
+    from receval.metrics.spec import MetricSpec
 
 
-def compute(batch: Batch, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
+def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if not specs:
         return out
@@ -49,14 +52,14 @@ def compute(batch: Batch, specs: list[MetricSpec]) -> dict[str, np.ndarray]:
         # W: the shared discount matrix times every user's gains, as one GEMM
         w = np.matmul(rel_disc, gh) * has
         m = block[:, :n, :n]
-        if discount.kind == "none":  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
+        if isinstance(discount, NoDiscount):  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
             diag = np.diagonal(m, axis1=1, axis2=2)[:, :, None]
             prod = _bmv(m, gh) - diag * gh
         else:
             prod = _bmv(m * rel_disc, gh)
         s_ = w - prod * has if cosine else prod * has
         row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
-        disc = discount.weights(n)
+        disc = np.asarray(discount.weights(n), dtype=np.float64)
         den = (disc * batch.valid[:, :n]).sum(axis=1)
         num = np.einsum("k,bkr,bkr->br", disc, g, row)
         for spec in group:

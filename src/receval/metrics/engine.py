@@ -30,16 +30,14 @@ import pandas as pd
 
 from receval import __version__
 from receval.errors import ConfigError, InputError
-from receval.metrics import accuracy, diversity, intent, novelty, system
+from receval.metrics import system
 from receval.data.schema import harmonise_id_types
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batches
-from receval.metrics.models import Relevance
+from receval.metrics.models import ExpDiscount, Relevance
 from receval.metrics.sharding import Shard
 from receval.metrics.statistics import GlobalStatistics
-from receval.metrics.spec import METRICS, SYSTEM_METRICS, MetricSpec, default_specs, make_spec
+from receval.metrics.spec import MetricSpec, default_specs, discount_model, make_spec, relevance_model
 
-FEATURE_METRICS = ("alpha_ndcg", "err_ia", "s_recall")
-DISTANCE_METRICS = ("epd", "eild", "ild")
 DISTANCES = ("cosine", "jaccard", "ratings")
 
 
@@ -99,19 +97,25 @@ class EvaluationConfig:
             self.cutoffs, self.threshold, exp_base=self.exp_base, background=self.background
         )
         notes: list[str] = []
+        for s in specs:
+            if s.relevance.threshold != self.threshold and s.relevance.kind != "none":
+                raise ConfigError(
+                    f"{s.key}: its relevance threshold {s.relevance.threshold} is not the evaluation's "
+                    f"threshold {self.threshold}"
+                )
         if not has_features:
-            needs = [s for s in specs if _needs_features(s.metric, self.distance)]
+            needs = [s for s in specs if s.definition.needs_item_features(self.distance)]
             if needs and explicit:
                 raise ConfigError(
                     f"{needs[0].key} needs item features: pass --features FILE"
-                    + (" (or --distance ratings)" if needs[0].metric in DISTANCE_METRICS else "")
+                    + (" (or --distance ratings)" if needs[0].definition.needs_distance else "")
                 )
             if needs:
                 notes.append(
                     "no item features: skipped " + ", ".join(sorted({s.metric for s in needs}))
                     + " (pass --features, or --distance ratings for EPD/EILD/ILD)"
                 )
-                specs = [s for s in specs if not _needs_features(s.metric, self.distance)]
+                specs = [s for s in specs if not s.definition.needs_item_features(self.distance)]
         if not specs:
             raise ConfigError("no metric left to compute")
         return specs, notes
@@ -134,18 +138,23 @@ class EvaluationConfig:
         base = cls(**d)
         if specs is None:
             return base
-        kw = dict(threshold=base.threshold, background=base.background, exp_base=base.exp_base)
-        return replace(
-            base, specs=tuple(make_spec(s["metric"], s["cutoff"], s["relevance"], s["discount"], **kw) for s in specs)
-        )
-
-
-def _needs_features(metric: str, distance: str) -> bool:
-    return metric in FEATURE_METRICS or (metric in DISTANCE_METRICS and distance != "ratings")
+        return replace(base, specs=tuple(_spec_from_dict(s, base) for s in specs))
 
 
 def _spec_dict(s: MetricSpec) -> dict[str, Any]:
-    return {"metric": s.metric, "cutoff": s.cutoff, "relevance": s.relevance.kind, "discount": s.discount.kind}
+    """A spec as plain data: the kinds (as in summary records) and the model names with their
+    parameters (``exp(0.5)``), from which :func:`_spec_from_dict` rebuilds it."""
+    return {
+        "metric": s.metric, "cutoff": s.cutoff, "relevance": s.relevance.kind, "discount": s.discount.kind,
+        "relevance_model": s.relevance.name, "discount_model": s.discount.name,
+    }
+
+
+def _spec_from_dict(d: dict[str, Any], config: EvaluationConfig) -> MetricSpec:
+    kw = dict(threshold=config.threshold, background=config.background)
+    relevance = relevance_model(d.get("relevance_model") or d["relevance"], **kw)
+    discount = discount_model(d.get("discount_model") or d["discount"], exp_base=config.exp_base)
+    return MetricSpec(d["metric"], int(d["cutoff"]), relevance, discount)
 
 
 @dataclass
@@ -207,19 +216,17 @@ class PartialState:
             "discount": spec.discount.kind,
             "value": None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value),
             "users": n_users,
+            "relevance_model": spec.relevance.name,
+            "discount_model": spec.discount.name,
         }
         if spec.relevance.kind != "none":
             rec["threshold"] = cfg["threshold"]
         if spec.relevance.kind == "background":
-            rec["background"] = cfg["background"]
-        if spec.discount.kind == "exp":
-            rec["exp_base"] = cfg["exp_base"]
-        if spec.metric in DISTANCE_METRICS:
-            rec["distance"] = cfg["distance"]
-        if spec.metric == "epd":
-            rec["profile"] = cfg["epd_profile"]
-        if spec.metric == "alpha_ndcg":
-            rec["alpha"] = cfg["alpha"]
+            rec["background"] = spec.relevance.background
+        if isinstance(spec.discount, ExpDiscount):
+            rec["exp_base"] = spec.discount.base
+        for name, option in spec.definition.parameters:
+            rec[name] = cfg[option]
         if spec.metric == "gini":
             rec["catalog"] = self.universe
             rec["convention"] = "ranksys 1-G: 1 = even exposure"
@@ -283,8 +290,7 @@ class PartialState:
             if meta.get("format") != "receval-partial/1":
                 raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
             cfg = EvaluationConfig.from_dict(meta["config"])
-            kw = dict(threshold=cfg.threshold, background=cfg.background, exp_base=cfg.exp_base)
-            specs = [make_spec(s["metric"], s["cutoff"], s["relevance"], s["discount"], **kw) for s in meta["specs"]]
+            specs = [_spec_from_dict(s, cfg) for s in meta["specs"]]
             return cls(
                 config=meta["config"],
                 specs=specs,
@@ -431,17 +437,17 @@ def evaluate_shard(
     non_test_lists = int(non_test.sum())
     eligible = np.flatnonzero(~non_test)
 
-    by_family = {
-        "accuracy": [s for s in specs if s.metric in accuracy.FAMILY],
-        "novelty": [s for s in specs if s.metric in novelty.FAMILY],
-        "diversity": [s for s in specs if s.metric in diversity.FAMILY],
-        "intent": [s for s in specs if s.metric in intent.FAMILY],
-    }
+    # One call per kernel and batch, with every spec of that kernel: a kernel shares its work
+    # (hits, pair blocks, aspect triples) between cutoffs and model variants.
+    by_kernel: dict[Callable, list[MetricSpec]] = {}
+    for s in specs:
+        if s.per_user:
+            by_kernel.setdefault(s.definition.kernel, []).append(s)
     per_user_specs = [s for s in specs if s.per_user]
     values = {s.key: np.zeros(len(eval_rows)) for s in per_user_specs}
 
     n_items = len(ctx.items)
-    weight_rels = {s.relevance.kind: s.relevance for s in specs if s.metric == "aggregate_diversity"}
+    weight_rels = {s.relevance.key: s.relevance for s in specs if s.metric == "aggregate_diversity"}
     weight_rels.setdefault("none", Relevance("none"))
     # Exposure is kept per (item, list length K_u): its counts are integers (and, for the none and
     # binary relevance models, so are its relevance sums), so shards add up exactly.
@@ -456,10 +462,8 @@ def evaluate_shard(
     done = 0
     def per_user_values(batch: Batch) -> dict[str, np.ndarray]:
         results: dict[str, np.ndarray] = {}
-        results.update(accuracy.compute(batch, by_family["accuracy"]))
-        results.update(novelty.compute(batch, by_family["novelty"], profile=config.epd_profile))
-        results.update(diversity.compute(batch, by_family["diversity"]))
-        results.update(intent.compute(batch, by_family["intent"], alpha=config.alpha))
+        for kernel, kernel_specs in by_kernel.items():
+            results.update(kernel(batch, kernel_specs, config))
         return results
 
     batches = iter_batches(ctx, lists, eligible, kmax, batch_size)

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.metrics.batch import Batch
-from receval.metrics.models import Discount, Relevance
-from receval.metrics.spec import MetricSpec
+from typing import TYPE_CHECKING, Any
 
-FAMILY = ("alpha_ndcg", "err_ia", "s_recall")
+from receval.metrics.batch import Batch
+from receval.metrics.models import LogDiscount, Relevance
+
+if TYPE_CHECKING:
+    from receval.metrics.spec import MetricSpec
 
 
 def _expand(presence: sp.csr_matrix, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +52,10 @@ def _running_count(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return earlier, order, start
 
 
-def compute(batch: Batch, specs: list[MetricSpec], *, alpha: float = 0.5) -> dict[str, np.ndarray]:
+def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[str, np.ndarray]:
     if not specs:
         return {}
+    alpha = getattr(options, "alpha", 0.5)
     ctx = batch.ctx
     presence = ctx.presence
     n_features = presence.shape[1]
@@ -65,7 +68,7 @@ def compute(batch: Batch, specs: list[MetricSpec], *, alpha: float = 0.5) -> dic
 
     kmax = batch.k
     metrics = {s.metric for s in specs}
-    logd = Discount("log").weights(max(kmax, max(s.cutoff for s in specs)))
+    logd = LogDiscount().weights(max(kmax, max(s.cutoff for s in specs)))
 
     def cumulative(per_hit: np.ndarray) -> np.ndarray:
         out = np.zeros((batch.size, kmax))

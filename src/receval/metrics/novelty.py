@@ -15,45 +15,24 @@ relevance only multiplies the numerator (metrics.md §5.5). The item novelty is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import scipy.sparse as sp
 
 from receval.metrics.batch import Batch
-from receval.metrics.spec import MetricSpec
 
-FAMILY = ("epc", "efd", "epd")
-
-
-def _profile_weights(batch: Batch, spec: MetricSpec, profile: str) -> sp.csr_matrix:
-    prof = batch.profile.copy()
-    if profile == "relevance" and spec.relevance.kind != "none":
-        prof.data = spec.relevance.gains(prof.data, batch.ctx.scale)
-    else:
-        prof.data = np.ones_like(prof.data)
-    return prof
+if TYPE_CHECKING:
+    from receval.metrics.spec import MetricSpec
 
 
-def compute(batch: Batch, specs: list[MetricSpec], *, profile: str = "unweighted") -> dict[str, np.ndarray]:
+def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[str, np.ndarray]:
+    """The expected-novelty kernel: each spec's item novelty model (its registry definition's
+    ``novelty``) composed with its relevance model and discount."""
     out: dict[str, np.ndarray] = {}
-    safe = np.where(batch.valid, batch.idx, 0)
-    nov_cache: dict[object, np.ndarray] = {}
     for spec in specs:
-        if spec.metric == "epc":
-            key: object = "epc"
-            if key not in nov_cache:
-                nov_cache[key] = batch.ctx.pc[safe]
-        elif spec.metric == "efd":
-            key = "efd"
-            if key not in nov_cache:
-                nov_cache[key] = batch.ctx.fd[safe]
-        else:
-            weighted = profile == "relevance" and spec.relevance.kind != "none"
-            key = ("epd", spec.relevance if weighted else None)
-            if key not in nov_cache:
-                nov_cache[key] = batch.ctx.distance.profile_mean(batch.idx, _profile_weights(batch, spec, profile))
-        nov = nov_cache[key]
+        nov = spec.definition.novelty.of_lists(batch, spec.relevance, options)
         n = min(spec.cutoff, batch.k)
-        disc = spec.discount.weights(n)
+        disc = np.asarray(spec.discount.weights(n), dtype=np.float64)
         g = batch.gains(spec.relevance)[:, :n]
         num = (disc * g * nov[:, :n]).sum(axis=1)
         den = (disc * batch.valid[:, :n]).sum(axis=1)

@@ -9,83 +9,157 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from receval.errors import ConfigError
-from receval.metrics.models import DISCOUNT_KINDS, RELEVANCE_KINDS, Discount, Relevance
+import numpy as np
 
-# metric -> (allowed relevance kinds, allowed discount kinds, default relevance, default discount)
-_ANY_REL = RELEVANCE_KINDS
-_ANY_DISC = DISCOUNT_KINDS
-METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str]] = {
-    "precision": (("binary",), ("none",), "binary", "none"),
-    "recall": (("binary",), ("none",), "binary", "none"),
-    "ndcg": (("ndcg",), ("log",), "ndcg", "log"),
-    "ap": (("binary",), ("none",), "binary", "none"),
-    "rr": (("binary",), ("reciprocal",), "binary", "reciprocal"),
-    "epc": (_ANY_REL, _ANY_DISC, "none", "none"),
-    "efd": (_ANY_REL, _ANY_DISC, "none", "none"),
-    "epd": (_ANY_REL, _ANY_DISC, "none", "none"),
-    "eild": (_ANY_REL, _ANY_DISC, "none", "none"),
-    "ild": (("none",), ("none",), "none", "none"),
-    "alpha_ndcg": (("binary",), ("log",), "binary", "log"),
-    "err_ia": (("err",), ("reciprocal",), "err", "reciprocal"),
-    "s_recall": (("binary",), ("none",), "binary", "none"),
-    "aggregate_diversity": (_ANY_REL, ("none",), "none", "none"),
-    "gini": (("none",), ("none",), "none", "none"),
-    "entropy": (("none",), ("none",), "none", "none"),
-}
-PER_USER_METRICS = tuple(m for m in METRICS if m not in ("aggregate_diversity", "gini", "entropy"))
-SYSTEM_METRICS = ("aggregate_diversity", "gini", "entropy")
+from receval.errors import ConfigError
+from receval.metrics import registry
+from receval.metrics.models import (
+    DEFAULT_EXP_BASE,
+    DISCOUNT_KINDS,
+    DISCOUNTS,
+    RELEVANCE_KINDS,
+    Discount,
+    ExpDiscount,
+    NoDiscount,
+    Relevance,
+    discount as builtin_discount,
+)
+
+# The registered metrics, in report order (registry.names() also lists metrics registered later).
+METRICS: tuple[str, ...] = registry.names()
+SYSTEM_METRICS = tuple(m for m in METRICS if not registry.get(m).per_user)
+PER_USER_METRICS = tuple(m for m in METRICS if registry.get(m).per_user)
 NOVELTY_DIVERSITY = ("epc", "efd", "epd", "eild")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """One reported value: ``metric`` at ``cutoff`` under ``relevance`` and ``discount``."""
+    """One reported value: ``metric`` at ``cutoff`` under ``relevance`` and ``discount``.
+
+    ``relevance`` and ``discount`` are model objects (:class:`~receval.metrics.models.Relevance`,
+    any :class:`~receval.metrics.models.Discount`, user-defined ones included, where the metric
+    takes a discount); the metric itself is looked up in :mod:`receval.metrics.registry`.
+
+    Examples
+    --------
+    >>> from receval.metrics.models import ExpDiscount, Relevance
+    >>> MetricSpec("epc", 10, Relevance("binary"), ExpDiscount()).key
+    'epc[binary,exp]@10'
+    >>> MetricSpec("epc", 10, Relevance("binary"), ExpDiscount(0.5)).key
+    'epc[binary,exp(0.5)]@10'
+    """
 
     metric: str
     cutoff: int
     relevance: Relevance = field(default_factory=Relevance)
-    discount: Discount = field(default_factory=Discount)
+    discount: Discount = field(default_factory=NoDiscount)
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ConfigError(f"unknown metric {self.metric!r}; choose from {', '.join(METRICS)}")
+        definition = registry.get(self.metric)
         if self.cutoff < 1:
             raise ConfigError(f"cutoff must be >= 1, got {self.cutoff}")
-        rels, discs, _, _ = METRICS[self.metric]
-        if self.relevance.kind not in rels:
+        if not isinstance(self.relevance, Relevance):
+            raise ConfigError(f"{self.metric}: relevance must be a Relevance model, not {self.relevance!r}")
+        if not isinstance(self.discount, Discount):
+            raise ConfigError(f"{self.metric}: discount must be a Discount model, not {self.discount!r}")
+        rels, discs = definition.relevances, definition.discounts
+        if rels is not None and self.relevance.kind not in rels:
             raise ConfigError(f"{self.metric} takes relevance {', '.join(rels)}, not {self.relevance.kind!r}")
-        if self.discount.kind not in discs:
-            raise ConfigError(f"{self.metric} takes discount {', '.join(discs)}, not {self.discount.kind!r}")
+        if discs is not None and not any(type(self.discount) is DISCOUNTS[d] for d in discs):
+            raise ConfigError(f"{self.metric} takes discount {', '.join(discs)}, not {self.discount.name!r}")
+        weights = np.asarray(self.discount.weights(2))
+        if weights.shape != (2,) or not np.issubdtype(weights.dtype, np.number):
+            raise ConfigError(
+                f"discount {self.discount.name!r}: weights(n) must return n numbers, got shape {weights.shape}"
+            )
+        if not self.discount.name:
+            raise ConfigError(f"{type(self.discount).__name__}: a discount needs a name")
+
+    @property
+    def definition(self) -> registry.MetricDefinition:
+        return registry.get(self.metric)
 
     @property
     def key(self) -> str:
-        return f"{self.metric}[{self.relevance.kind},{self.discount.kind}]@{self.cutoff}"
+        return f"{self.metric}[{self.relevance.key},{self.discount.key}]@{self.cutoff}"
 
     @property
     def per_user(self) -> bool:
-        return self.metric in PER_USER_METRICS
+        return self.definition.per_user
+
+
+_TOKEN_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
+
+
+def _token(text: str, what: str) -> tuple[str, list[float]]:
+    """``exp(0.5)`` -> (``exp``, [0.5]); ``binary`` -> (``binary``, [])."""
+    m = _TOKEN_RE.match(text)
+    if not m:
+        raise ConfigError(f"{what} {text!r}: expected NAME or NAME(NUMBER, ...)")
+    kind, args = m.groups()
+    try:
+        values = [float(a) for a in args.split(",")] if args else []
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: parameters must be numbers") from None
+    return kind, values
+
+
+def relevance_model(text: str | Relevance, *, threshold: float = 4.0, background: float = 0.0) -> Relevance:
+    """A relevance model from its name (``binary``, ``background(0.2)``); a bare ``background``
+    takes ``background``."""
+    if isinstance(text, Relevance):
+        return text
+    kind, args = _token(text, "relevance")
+    if kind not in RELEVANCE_KINDS:
+        raise ConfigError(f"unknown relevance model {kind!r}; choose from {', '.join(RELEVANCE_KINDS)}")
+    if args and kind != "background" or len(args) > 1:
+        raise ConfigError(f"relevance {text!r}: only background takes a parameter, background(B)")
+    return Relevance(kind, threshold=threshold, background=args[0] if args else background)
+
+
+def discount_model(text: str | Discount, *, exp_base: float = DEFAULT_EXP_BASE) -> Discount:
+    """A discount from its name (``log``, ``exp(0.5)``); a bare ``exp`` takes ``exp_base``.
+
+    Discounts added with :func:`receval.metrics.models.register_discount` are found by kind.
+    """
+    if isinstance(text, Discount):
+        return text
+    kind, args = _token(text, "discount")
+    if kind not in DISCOUNTS:
+        raise ConfigError(f"unknown discount {kind!r}; choose from {', '.join(DISCOUNTS)}")
+    if kind == "exp":
+        if len(args) > 1:
+            raise ConfigError(f"discount {text!r}: expected exp or exp(BASE)")
+        return ExpDiscount(args[0] if args else exp_base)
+    factory = DISCOUNTS[kind]
+    try:
+        model = factory(*args)
+    except TypeError:
+        raise ConfigError(f"discount {text!r}: {factory.__name__} does not take {len(args)} parameter(s)") from None
+    return model
 
 
 def make_spec(
     metric: str,
     cutoff: int,
-    relevance: str | None = None,
-    discount: str | None = None,
+    relevance: str | Relevance | None = None,
+    discount: str | Discount | None = None,
     *,
     threshold: float = 4.0,
     background: float = 0.0,
-    exp_base: float = 0.85,
+    exp_base: float = DEFAULT_EXP_BASE,
 ) -> MetricSpec:
-    """Build a spec, filling the metric's own relevance model and discount where not given."""
-    if metric not in METRICS:
-        raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    _, _, rel_default, disc_default = METRICS[metric]
+    """Build a spec, filling the metric's own relevance model and discount where not given.
+
+    ``relevance`` and ``discount`` are model objects or names (``binary``, ``exp(0.5)``); a bare
+    ``exp`` is exp(``exp_base``), a bare ``background`` is background(``background``).
+    """
+    definition = registry.get(metric)
     return MetricSpec(
         metric,
         int(cutoff),
-        Relevance(relevance or rel_default, threshold=threshold, background=background),
-        Discount(discount or disc_default, base=exp_base),
+        relevance_model(relevance or definition.default_relevance, threshold=threshold, background=background),
+        discount_model(discount or definition.default_discount, exp_base=exp_base),
     )
 
 
@@ -120,16 +194,18 @@ def all_specs(
     """Every metric under every relevance model and discount it accepts."""
     out = []
     for n in cutoffs:
-        for m, (rels, discs, _, _) in METRICS.items():
-            for rel in rels:
-                for disc in discs:
-                    out.append(
-                        MetricSpec(m, n, Relevance(rel, threshold, background), Discount(disc, exp_base))
-                    )
+        for m in METRICS:
+            definition = registry.get(m)
+            for rel in definition.relevances or RELEVANCE_KINDS:
+                for disc in definition.discounts or DISCOUNT_KINDS:
+                    out.append(MetricSpec(m, n, Relevance(rel, threshold, background), builtin_discount(disc, exp_base)))
     return out
 
 
-_SPEC_RE = re.compile(r"^\s*([a-z_]+)\s*(?:\[\s*([a-z]+)?\s*(?:,\s*([a-z]+)\s*)?\])?\s*(?:@\s*(\d+))?\s*$")
+_MODEL = r"[a-z_][a-z0-9_]*(?:\s*\([^()]*\))?"
+_SPEC_RE = re.compile(
+    rf"^\s*([a-z_][a-z0-9_]*)\s*(?:\[\s*({_MODEL})?\s*(?:,\s*({_MODEL})\s*)?\])?\s*(?:@\s*(\d+))?\s*$"
+)
 
 
 def parse_specs(
@@ -142,7 +218,7 @@ def parse_specs(
     background: float = 0.0,
     exp_base: float = 0.85,
 ) -> list[MetricSpec]:
-    """Parse ``--metric`` texts: ``epc``, ``epc[binary,exp]``, ``eild[graded,log]@20``.
+    """Parse ``--metric`` texts: ``epc``, ``epc[binary,exp]``, ``eild[graded,log]@20``, ``epc[binary,exp(0.5)]``.
 
     A bare novelty/diversity name expands over ``relevance`` × ``discount`` (default: the metric's
     own model); a name without ``@N`` is computed at every cutoff.
@@ -156,9 +232,13 @@ def parse_specs(
             if not m:
                 raise ConfigError(f"--metric {part!r}: expected NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K")
             name, rel, disc, at = m.groups()
-            if name not in METRICS:
-                raise ConfigError(f"--metric {part!r}: unknown metric {name!r}; choose from {', '.join(METRICS)}")
-            rels_allowed, discs_allowed, _, _ = METRICS[name]
+            if name not in registry.names():
+                raise ConfigError(
+                    f"--metric {part!r}: unknown metric {name!r}; choose from {', '.join(registry.names())}"
+                )
+            definition = registry.get(name)
+            rels_allowed = definition.relevances or RELEVANCE_KINDS
+            discs_allowed = definition.discounts or tuple(DISCOUNTS)
             rel_opts = [rel] if rel else [r for r in (relevance or [None]) if r is None or r in rels_allowed] or [None]
             disc_opts = [disc] if disc else [d for d in (discount or [None]) if d is None or d in discs_allowed] or [None]
             for n in [int(at)] if at else cutoffs:

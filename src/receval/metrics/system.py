@@ -18,19 +18,22 @@ states add up exactly and the final values do not depend on how users were shard
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from receval.metrics.models import Relevance
-from receval.metrics.spec import MetricSpec
+
+if TYPE_CHECKING:
+    from receval.metrics.spec import MetricSpec
 
 KEYS = ["item", "cutoff", "length"]
 FLAGS = ["in_train", "in_catalog", "has_features"]
 
 
-def rel_column(kind: str) -> str:
-    return f"rel[{kind}]"
+def rel_column(key: str) -> str:
+    return f"rel[{key}]"
 
 
 class ExposureAccumulator:
@@ -41,7 +44,7 @@ class ExposureAccumulator:
         self.cutoffs = cutoffs
         self.relevances = relevances
         self.counts = {n: np.zeros(n_items * (n + 1)) for n in cutoffs}
-        self.sums = {(n, r.kind): np.zeros(n_items * (n + 1)) for n in cutoffs for r in relevances}
+        self.sums = {(n, r.key): np.zeros(n_items * (n + 1)) for n in cutoffs for r in relevances}
 
     def add(self, batch) -> None:
         for n in self.cutoffs:
@@ -53,7 +56,7 @@ class ExposureAccumulator:
             # n_items × (n + 1) cells per batch: most of the time at 50k items)
             np.add.at(self.counts[n], slot, 1.0)
             for r in self.relevances:
-                np.add.at(self.sums[(n, r.kind)], slot, batch.gains(r)[:, :n][valid])
+                np.add.at(self.sums[(n, r.key)], slot, batch.gains(r)[:, :n][valid])
 
     def frame(self, items: pd.Index, flags: dict[str, np.ndarray]) -> pd.DataFrame:
         parts = []
@@ -70,7 +73,7 @@ class ExposureAccumulator:
                 }
             )
             for r in self.relevances:
-                part[rel_column(r.kind)] = self.sums[(n, r.kind)][nz]
+                part[rel_column(r.key)] = self.sums[(n, r.key)][nz]
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
 
@@ -106,7 +109,7 @@ def finalize(spec: MetricSpec, per_item: pd.DataFrame, lists: int, positions: in
     if spec.metric == "aggregate_diversity":
         if lists == 0:
             return float("nan")
-        w = per_item[f"w[{spec.relevance.kind}]"].to_numpy(np.float64)
+        w = per_item[f"w[{spec.relevance.key}]"].to_numpy(np.float64)
         return n * math.fsum(w / c)
     if spec.metric == "gini":
         # Recommended items outside the catalogue would make the index meaningless: widen it.
