@@ -28,7 +28,8 @@ features  item, feature [, weight]         weight numeric (default 1.0); duplica
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,20 @@ ROLES = ("train", "test", "recs", "features")
 
 @dataclass(frozen=True)
 class _Source:
-    """Where a frame came from, so that errors can point at a row of the file."""
+    """Where a frame came from, so that errors can point at a row of the file (or frame).
+
+    ``name`` is the file, or the argument a frame was passed as (``recs``); ``columns`` maps the
+    contract's column names to the names the caller used (``user`` -> ``user_id``), for messages.
+    """
 
     name: str
     csv: bool
     header_lines: int = 1
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    def col(self, column: str) -> str:
+        """A contract column as the caller named it."""
+        return self.columns.get(column, column)
 
     def row(self, position: int) -> str:
         """Describe the 0-based data row ``position`` as the user sees it in the file."""
@@ -92,8 +102,8 @@ def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        found = ", ".join(frame.columns) or "none"
-        raise InputError(f"{src.name}: missing column '{missing[0]}' (found: {found})")
+        found = ", ".join(src.col(c) for c in frame.columns) or "none"
+        raise InputError(f"{src.name}: missing column '{src.col(missing[0])}' (found: {found})")
 
 
 def _kind_refused(col: pd.Series) -> str | None:
@@ -131,13 +141,13 @@ def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
         col = col.astype(object).where(col.notna(), None)
     refused = _kind_refused(col)
     if refused is not None:
-        raise InputError(f"{src.name}: column '{column}' holds {refused}; ids must be integers or text")
+        raise InputError(f"{src.name}: column '{src.col(column)}' holds {refused}; ids must be integers or text")
     null = col.isna().to_numpy().copy()
     if src.csv or col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
         null |= (col.astype(str).str.strip() == "").to_numpy()
     if null.any():
         pos = int(np.flatnonzero(null)[0])
-        raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: empty id")
+        raise InputError(f"{src.name}: column '{src.col(column)}', {src.row(pos)}: empty id")
     if pd.api.types.is_integer_dtype(col.dtype):
         return col.astype(np.int64)
     if pd.api.types.is_float_dtype(col.dtype):
@@ -146,7 +156,7 @@ def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
         if not whole.all():
             pos = int(np.flatnonzero(~whole)[0])
             raise InputError(
-                f"{src.name}: column '{column}' is a float column and {src.row(pos)} holds {values[pos]!r}, "
+                f"{src.name}: column '{src.col(column)}' is a float column and {src.row(pos)} holds {values[pos]!r}, "
                 f"not a whole number; ids must be integers or text"
             )
         return pd.Series(values.astype(np.int64), index=col.index, name=col.name)
@@ -166,12 +176,14 @@ def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: 
             what = "missing value"
         else:
             what = f"non-numeric value {str(shown)!r}"
-        raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: {what}")
+        raise InputError(f"{src.name}: column '{src.col(column)}', {src.row(pos)}: {what}")
     if not allow_negative:
         neg = (values < 0).to_numpy()
         if neg.any():
             pos = int(np.flatnonzero(neg)[0])
-            raise InputError(f"{src.name}: column '{column}', {src.row(pos)}: negative value {raw.iloc[pos]!r}")
+            raise InputError(
+                f"{src.name}: column '{src.col(column)}', {src.row(pos)}: negative value {raw.iloc[pos]!r}"
+            )
     return values
 
 
@@ -182,16 +194,16 @@ def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
 
 def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
-    frame, src = _read_raw(path, "train", layout)
-    return _clean_train(frame, src)
+    return validate_train(*_read_raw(path, "train", layout))
 
 
 def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """:func:`read_train`'s rules on a frame already read (e.g. a Parquet part file called ``name``)."""
-    return _clean_train(frame.copy(), _Source(name, csv=False))
+    return validate_train(frame.copy(), _Source(name, csv=False))
 
 
-def _clean_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    """Validate train interactions read from ``src`` (a file, a part file, or a frame passed as an argument)."""
     _require_columns(frame, src, ("user", "item"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
@@ -203,7 +215,12 @@ def _clean_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
 
 def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read test interactions: ``user, item, rating``; duplicates and an empty set are errors."""
-    frame, src = _read_raw(path, "test", layout)
+    return validate_test(*_read_raw(path, "test", layout))
+
+
+def validate_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    """Validate test interactions read from ``src`` (a file or a frame passed as an argument): the
+    rules of :func:`clean_test`, and the set must not be empty."""
     _require_columns(frame, src, ("user", "item", "rating"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: test set is empty")
@@ -227,7 +244,7 @@ def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     pos = _first_duplicate(out, ["user", "item"])
     if pos is not None:
         raise InputError(
-            f"{src.name}: columns 'user, item', {src.row(pos)}: duplicate test row for user "
+            f"{src.name}: columns '{src.col('user')}, {src.col('item')}', {src.row(pos)}: duplicate test row for user "
             f"{_show(out.user.iloc[pos])}, item {_show(out.item.iloc[pos])} (which rating would count?)"
         )
     return out
@@ -239,7 +256,11 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
     descending, then item id ascending (decision 9.5).
     """
-    frame, src = _read_raw(path, "recs", layout)
+    return validate_recs(*_read_raw(path, "recs", layout))
+
+
+def validate_recs(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    """Validate recommendation lists read from ``src``; see :func:`read_recs`."""
     if "rank" not in frame.columns and "score" in frame.columns:
         _require_columns(frame, src, ("user", "item", "score"))
     else:
@@ -252,7 +273,7 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
         pos = _first_duplicate(out, ["user", "rank"])
         if pos is not None:
             raise InputError(
-                f"{src.name}: column 'rank', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
+                f"{src.name}: column '{src.col('rank')}', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
                 f"for user {_show(out.user.iloc[pos])}"
             )
         key = ["user", "rank"]
@@ -262,7 +283,7 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     pos = _first_duplicate(out, ["user", "item"])
     if pos is not None:
         raise InputError(
-            f"{src.name}: column 'item', {src.row(pos)}: item {_show(out.item.iloc[pos])} repeated in the "
+            f"{src.name}: column '{src.col('item')}', {src.row(pos)}: item {_show(out.item.iloc[pos])} repeated in the "
             f"list of user {_show(out.user.iloc[pos])}"
         )
     return rank_lists(out, by_rank=key is not None)
@@ -281,7 +302,11 @@ def rank_lists(frame: pd.DataFrame, *, by_rank: bool) -> pd.DataFrame:
 
 def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read item features: ``item, feature[, weight]``; duplicate pairs merged (last weight)."""
-    frame, src = _read_raw(path, "features", layout)
+    return validate_features(*_read_raw(path, "features", layout))
+
+
+def validate_features(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    """Validate item features read from ``src``."""
     _require_columns(frame, src, ("item", "feature"))
     out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
     out["weight"] = _numeric(frame, "weight", src, allow_negative=False) if "weight" in frame.columns else 1.0
@@ -303,20 +328,27 @@ def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs
         )
 
 
-def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str) -> None:
+def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str, option: str = "--catalog") -> None:
     """Refuse a catalogue size (for Gini) smaller than the distinct items the lists recommend.
 
     Gini over fewer catalogue items than are recommended is not defined; the engine would have to
-    widen the catalogue silently, so the value would not be the one asked for.
+    widen the catalogue silently, so the value would not be the one asked for. ``option`` names the
+    setting in the message (``--catalog``, or ``catalog`` for :func:`receval.evaluate`).
     """
     if catalog is None:
         return
     recommended = int(pd.unique(recs["item"].astype(str)).size)
     if catalog < recommended:
         raise InputError(
-            f"--catalog {catalog}: smaller than the {recommended} distinct items recommended in {recs_name}; "
+            f"{option} {catalog}: smaller than the {recommended} distinct items recommended in {recs_name}; "
             f"the catalogue must hold every recommended item"
         )
+
+
+def frame_source(name: str, columns: Mapping[str, str] | None = None) -> _Source:
+    """The source of a frame passed as argument ``name`` (errors then name it, not a file), with
+    ``columns`` mapping contract columns to the caller's column names."""
+    return _Source(name, csv=False, columns=dict(columns or {}))
 
 
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
