@@ -48,13 +48,22 @@ _SUMMARY_COLUMNS = ("metric", "key", "cutoff", "relevance", "discount", "value",
 
 def _to_pandas(frame: Any, argument: str) -> pd.DataFrame:
     """A pandas copy of ``frame``: pandas, anything with ``to_pandas`` (pyarrow tables, polars),
-    or the dataframe interchange protocol (``__dataframe__``)."""
+    the Arrow PyCapsule stream interface (``__arrow_c_stream__``) or the dataframe interchange
+    protocol (``__dataframe__``)."""
     if isinstance(frame, pd.DataFrame):
         return frame
     if hasattr(frame, "to_pandas"):
         return frame.to_pandas()
+    if hasattr(frame, "__arrow_c_stream__"):
+        import pyarrow as pa
+
+        return pa.table(frame).to_pandas()
     if hasattr(frame, "__dataframe__"):
-        return pd.api.interchange.from_dataframe(frame)
+        import warnings
+
+        with warnings.catch_warnings():  # deprecated in pandas, still what some libraries offer
+            warnings.simplefilter("ignore")
+            return pd.api.interchange.from_dataframe(frame)
     raise InputError(f"{argument}: expected a data frame (pandas, polars, pyarrow), got {type(frame).__name__}")
 
 

@@ -70,6 +70,8 @@ class Relevance:
             raise ConfigError(f"unknown relevance model {self.kind!r}; choose from {', '.join(RELEVANCE_KINDS)}")
         if self.kind == "background" and not 0.0 <= self.background <= 1.0:
             raise ConfigError(f"background relevance must be in [0, 1], got {self.background}")
+        if self.kind != "background":  # only the background model has a prior: one value object per model
+            object.__setattr__(self, "background", 0.0)
 
     @property
     def name(self) -> str:
