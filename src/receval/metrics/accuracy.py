@@ -1,4 +1,4 @@
-"""Accuracy metrics (RankSys semantics, metrics.md §5.1–§5.4), all from one B × K relevance matrix.
+"""Accuracy metrics (RankSys semantics; docs/metrics.md, "Metrics"), all from one B × K relevance matrix.
 
 With ``K_u = min(N, |R_u|)``, ``rel_k`` = [r(u, i_k) ≥ τ] and ``Rel_u`` the user's relevant test items:
 

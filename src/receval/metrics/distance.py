@@ -6,7 +6,7 @@
 An item without features has NaN distance to everything (RankSys
 ``VectorFeatureItemDistanceModel``); callers drop NaN pairs. The rating-based distance of
 receval is cosine over the item's train user vector (item → {user: rating}), i.e. the same model
-with the train matrix as features (metrics.md §4).
+with the train matrix as features (docs/metrics.md, "Models").
 
 Pairs are produced in blocks — one ``K × K`` block per user of a batch — so that EILD, ILD and
 all their relevance/discount variants share one computation.
@@ -30,6 +30,11 @@ class ItemDistance:
 
     kind: str  # "cosine" | "jaccard"
     matrix: sp.csr_matrix
+
+    @property
+    def name(self) -> str:
+        """The distance model's name, as the evaluation option ``distance`` gives it."""
+        return self.kind
 
     def __post_init__(self) -> None:
         self.matrix = sp.csr_matrix(self.matrix, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Intra-list diversity: EILD and ILD (Vargas & Castells 2011; RankSys EILD, metrics.md §5.6).
+"""Intra-list diversity: EILD and ILD (Vargas & Castells 2011; RankSys EILD; docs/metrics.md, "Metrics").
 
 For each position k of the truncated list (K_u = min(N, |R_u|)):
 

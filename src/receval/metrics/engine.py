@@ -10,7 +10,7 @@ from summed exposure counts — so evaluating shard by shard gives the same summ
 ``evaluate`` is the same on full frames: it computes the statistics from them, then drops other
 shards' rows before indexing.
 
-Averaging follows receval's decision 9.3 (= RankSys MetricExample when lists are given for test
+Averaging follows docs/metrics.md, "Which users count" (= RankSys MetricExample when lists are given for test
 users only): the users are the test users (≥ 1 test row); a test user without a list scores 0; a
 list for a non-test user is not averaged and is counted in the data-quality report.
 """
@@ -43,7 +43,7 @@ DISTANCES = ("cosine", "jaccard", "ratings")
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """What to compute. ``specs=None`` means the default report (metrics.md §9.2) at ``cutoffs``.
+    """What to compute. ``specs=None`` means the default report (docs/metrics.md, "Metrics") at ``cutoffs``.
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ below, and no metric knows how the data was loaded. All functions are vectorized
 References
 ----------
 S. Vargas and P. Castells. Rank and Relevance in Novelty and Diversity Metrics. RecSys 2011.
-RankSys, ``es.uam.eps.ir.ranksys.metrics.{rel,rank}`` (see reference/metrics.md §1–§3).
+RankSys, ``es.uam.eps.ir.ranksys.metrics.{rel,rank}``; docs/metrics.md, "Models".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     m(u) = Σ_{k≤K_u} disc(k) · p(rel | i_k, u) · nov(i_k | u)  /  Σ_{k≤K_u} disc(k)
 
 with ``K_u = min(N, |R_u|)`` — the normaliser sums the discount over the positions present, and
-relevance only multiplies the numerator (metrics.md §5.5). The item novelty is
+relevance only multiplies the numerator (docs/metrics.md, "Models"). The item novelty is
 
 * EPC: popularity complement ``1 − n_i/|U|``;
 * EFD: free discovery ``−log2(n_i / Σ_j n_j)``;

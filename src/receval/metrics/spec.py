@@ -170,7 +170,7 @@ def default_specs(
     exp_base: float = 0.85,
     background: float = 0.0,
 ) -> list[MetricSpec]:
-    """The default report (metrics.md §9.2), at each cutoff."""
+    """The default report (docs/metrics.md, "Metrics"), at each cutoff."""
     kw = dict(threshold=threshold, background=background, exp_base=exp_base)
     specs: list[MetricSpec] = []
     for n in cutoffs:

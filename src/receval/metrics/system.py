@@ -1,4 +1,4 @@
-"""System-level (sales-diversity) metrics from item-exposure counts (RankSys, metrics.md §7).
+"""System-level (sales-diversity) metrics from item-exposure counts (RankSys; docs/metrics.md, "Metrics").
 
 For each evaluated list truncated at N (K_u = min(N, |R_u|)), every listed item i gets
 ``C_i += 1`` and ``W_i += rel(u, i)/K_u``. Over L lists with T = Σ_u K_u:
