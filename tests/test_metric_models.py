@@ -170,3 +170,31 @@ def test_names_encode_parameters():
     assert ExpDiscount(0.5).key == "exp(0.5)" and ExpDiscount(1).name == "exp(1)"
     assert Relevance("background", background=0.2).name == "background(0.2)"
     assert Relevance("background").key == "background" and Relevance("binary").name == "binary"
+
+
+def test_cli_reports_two_exp_bases_side_by_side(frames, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    paths = {}
+    for name, frame in zip(("train", "test", "recs", "features"), frames):
+        paths[name] = tmp_path / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "receval", "evaluate", *[a for n, p in paths.items() for a in (f"--{n}", str(p))],
+         "--cutoff", "10", "--metric", "epc,eild", "--relevance", "binary", "--discount", "exp,exp(0.5)",
+         "--out", str(out)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0, res.stderr
+    records = [r for r in json.loads((out / "summary.json").read_text()) if r["kind"] == "metric"]
+    assert [(r["key"], r["discount"], r["discount_model"], r["exp_base"]) for r in records] == [
+        ("epc[binary,exp]@10", "exp", "exp(0.85)", 0.85), ("epc[binary,exp(0.5)]@10", "exp", "exp(0.5)", 0.5),
+        ("eild[binary,exp]@10", "exp", "exp(0.85)", 0.85), ("eild[binary,exp(0.5)]@10", "exp", "exp(0.5)", 0.5),
+    ]
+    per_user = pd.read_parquet(out / "per_user.parquet")
+    assert list(per_user.columns) == ["user", *[r["key"] for r in records]]
+    expected = _run(frames, [make_spec("eild", 10, "binary", ExpDiscount(0.5))])
+    np.testing.assert_array_equal(per_user["eild[binary,exp(0.5)]@10"], expected.per_user["eild[binary,exp(0.5)]@10"])

@@ -239,8 +239,14 @@ def parse_specs(
             definition = registry.get(name)
             rels_allowed = definition.relevances or RELEVANCE_KINDS
             discs_allowed = definition.discounts or tuple(DISCOUNTS)
-            rel_opts = [rel] if rel else [r for r in (relevance or [None]) if r is None or r in rels_allowed] or [None]
-            disc_opts = [disc] if disc else [d for d in (discount or [None]) if d is None or d in discs_allowed] or [None]
+            # --relevance/--discount apply where the metric takes that kind (a model with parameters,
+            # exp(0.5), by its kind)
+            rel_opts = [rel] if rel else [
+                r for r in (relevance or [None]) if r is None or _token(r, "relevance")[0] in rels_allowed
+            ] or [None]
+            disc_opts = [disc] if disc else [
+                d for d in (discount or [None]) if d is None or _token(d, "discount")[0] in discs_allowed
+            ] or [None]
             for n in [int(at)] if at else cutoffs:
                 for r in rel_opts:
                     for d in disc_opts:
