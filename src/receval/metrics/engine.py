@@ -36,7 +36,7 @@ from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batc
 from receval.metrics.models import ExpDiscount, Relevance
 from receval.metrics.sharding import Shard
 from receval.metrics.statistics import GlobalStatistics
-from receval.metrics.spec import MetricSpec, default_specs, discount_model, make_spec, relevance_model
+from receval.metrics.spec import MetricSpec, default_specs, discount_model, relevance_model
 
 DISTANCES = ("cosine", "jaccard", "ratings")
 

@@ -2,8 +2,11 @@
 
 Following Vargas & Castells (RecSys 2011) and RankSys, a metric is
 ``m(u) = C Σ_k disc(k) · p(rel | i_k, u) · nov(i_k | u)``: each factor is one of the value objects
-below, and no metric knows how the data was loaded. All functions are vectorized over a
-``users × K`` matrix; unjudged (user, item) pairs carry a NaN rating.
+below, and no metric knows how the data was loaded. Each model has a ``name`` that encodes its
+parameters (``exp(0.85)``, ``background(0.2)``) and a ``key``, its token in metric keys, which
+leaves default parameters out (``exp``). :class:`Discount` and :class:`ItemNovelty` are open:
+a subclass in user code is a new model. All functions are vectorized over a ``users × K`` matrix;
+unjudged (user, item) pairs carry a NaN rating.
 
 References
 ----------
