@@ -118,10 +118,22 @@ def test_column_names_are_configurable(ml100k_frames):
     metrics = ["ndcg@10", "epd[binary,exp]@10"]
     expected = receval.evaluate(train, test, recs, features, metrics=metrics).summary["value"].tolist()
     rename = {"user": "uid", "item": "movie", "rating": "stars", "score": "s", "feature": "genre"}
+    # a column already called 'user' is not the user column when user_col names another one
+    renamed = [f.rename(columns=rename).assign(user="decoy") if "user" in f.columns else f.rename(columns=rename)
+               for f in ml100k_frames]
     got = receval.evaluate(
-        *[f.rename(columns=rename) for f in ml100k_frames], metrics=metrics,
+        *renamed, metrics=metrics,
         user_col="uid", item_col="movie", rating_col="stars", score_col="s", feature_col="genre",
     ).summary["value"].tolist()
+    assert got == expected
+
+
+def test_common_column_names_are_recognised_as_in_files(ml100k_frames):
+    train, test, recs, features = ml100k_frames
+    metrics = ["ndcg@10", "epd[binary,exp]@10"]
+    expected = receval.evaluate(train, test, recs, features, metrics=metrics).summary["value"].tolist()
+    rename = {"user": "user_id", "item": "movieId", "score": "prediction", "feature": "genre"}
+    got = receval.evaluate(*[f.rename(columns=rename) for f in ml100k_frames], metrics=metrics).summary["value"].tolist()
     assert got == expected
 
 

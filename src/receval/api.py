@@ -68,15 +68,18 @@ def _to_pandas(frame: Any, argument: str) -> pd.DataFrame:
 
 
 def _validated(frame: Any, argument: str, columns: Mapping[str, str], validate) -> pd.DataFrame:
-    """Rename the caller's columns to the contract's and validate as the file readers do."""
+    """Map the caller's columns onto the contract's, as for files (:mod:`receval.data.formats`: the
+    names given, then the recognised ones), and validate as the file readers do; messages name the
+    caller's columns."""
+    from receval.data import formats
     from receval.data.schema import frame_source
 
     raw = _to_pandas(frame, argument)
-    mapping = {theirs: ours for ours, theirs in columns.items() if theirs in raw.columns}
-    # a column already carrying a contract name that the caller mapped elsewhere is not that column
-    clash = [ours for theirs, ours in mapping.items() if theirs != ours and ours in raw.columns]
-    raw = raw.drop(columns=clash).rename(columns=mapping)
-    return validate(raw, frame_source(argument, {ours: theirs for theirs, ours in mapping.items()} | dict(columns)))
+    raw = raw.rename(columns={c: str(c).strip() for c in raw.columns})
+    layout = formats.Layout(columns={ours: theirs for ours, theirs in columns.items() if theirs != ours})
+    role = argument  # the arguments are named after the roles: train, test, recs, features
+    chosen = formats.chosen_columns(raw, role, layout, argument)
+    return validate(formats.rename(raw, role, layout, argument), frame_source(argument, {**columns, **chosen}))
 
 
 def _specs(metrics: Sequence[Any], cutoffs: tuple[int, ...], threshold: float, background: float,
@@ -148,6 +151,8 @@ def evaluate(
         the shards with :meth:`Evaluation.merge`.
     threads : user batches computed at once; values do not depend on it.
     user_col, item_col, rating_col, score_col, rank_col, feature_col, weight_col : column names.
+        Where not given, common names are recognised as in files (``user_id``, ``movieId``,
+        ``prediction``, ``genre``...; :mod:`receval.data.formats`).
 
     Frames are pandas DataFrames, or anything pandas can take: pyarrow tables, polars frames, or
     any object with ``__dataframe__``. Bad input raises :class:`~receval.errors.InputError`

@@ -171,11 +171,26 @@ def _recognise(name: object, role: str) -> str | None:
 def rename(frame: pd.DataFrame, role: str, layout: Layout | None = None, name: str = "") -> pd.DataFrame:
     """``frame`` with receval's column names: the explicit mapping first, then recognised names.
 
-    A column the mapping names but the file lacks is an :class:`~receval.errors.InputError`.
+    A column the mapping names but the file lacks is an :class:`~receval.errors.InputError`; a
+    column already called by a receval name that the mapping gives to another column is dropped.
     """
     layout = layout or Layout()
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
+    chosen = chosen_columns(frame, role, layout, name)
+    renamed = {theirs: ours for ours, theirs in chosen.items()}
+    shadowed = [ours for ours, theirs in chosen.items() if theirs != ours and ours in frame.columns]
+    out = frame.drop(columns=shadowed).rename(columns=renamed)
+    changed = [f"{theirs}→{ours}" for ours, theirs in chosen.items() if theirs != ours]
+    if changed:
+        how = "mapped" if any(layout.columns.get(o) == t for o, t in chosen.items()) else "recognised"
+        _say(layout, f"{name}: columns {', '.join(changed)} ({how})")
+    return out
+
+
+def chosen_columns(frame: pd.DataFrame, role: str, layout: Layout | None = None, name: str = "") -> dict[str, str]:
+    """Which of ``frame``'s columns :func:`rename` takes for each receval column (receval -> frame)."""
+    layout = layout or Layout()
     chosen: dict[str, str] = {}  # receval column -> file column
     for ours, theirs in layout.columns.items():
         if ours not in _ROLE_COLUMNS[role]:
@@ -192,13 +207,7 @@ def rename(frame: pd.DataFrame, role: str, layout: Layout | None = None, name: s
             if ours in frame.columns and column != ours:
                 continue
             chosen[ours] = column
-    renamed = {theirs: ours for ours, theirs in chosen.items()}
-    out = frame.rename(columns=renamed)
-    changed = [f"{theirs}→{ours}" for ours, theirs in chosen.items() if theirs != ours]
-    if changed:
-        how = "mapped" if any(layout.columns.get(o) == t for o, t in chosen.items()) else "recognised"
-        _say(layout, f"{name}: columns {', '.join(changed)} ({how})")
-    return out
+    return chosen
 
 
 def _read_trec(path: Path, role: str) -> pd.DataFrame:
