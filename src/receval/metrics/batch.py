@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from receval.metrics.distance import ItemDistance
-from receval.metrics.models import Relevance, RelevanceScale, free_discovery, popularity_complement
+from receval.metrics.models import Relevance, RelevanceScale
 from receval.metrics.statistics import GlobalStatistics
 
 
@@ -145,14 +145,6 @@ class EvaluationContext:
             in_train=in_train,
             in_catalog=in_catalog,
         )
-
-    @cached_property
-    def pc(self) -> np.ndarray:
-        return popularity_complement(self.item_train_users, self.n_train_users)
-
-    @cached_property
-    def fd(self) -> np.ndarray:
-        return free_discovery(self.item_train_users)
 
     @cached_property
     def presence(self) -> sp.csr_matrix | None:
