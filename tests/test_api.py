@@ -195,6 +195,15 @@ def test_a_bad_frame_gets_the_error_of_the_same_bad_file(tmp_path, role, frame):
     assert str(info.value).startswith(f"{role}: ") and "--" not in str(info.value)
 
 
+def test_the_file_readers_cross_input_rules_apply_naming_the_arguments():
+    recs = pd.DataFrame({"user": ["c"], "item": ["z"], "rank": [1]})
+    with pytest.raises(InputError, match=r"^test: none of its 2 test users has a recommendation list in recs"):
+        receval.evaluate(TRAIN, TEST, recs)
+    recs = pd.DataFrame({"user": ["a", "a", "b"], "item": ["z", "w", "y"], "rank": [1, 2, 1]})
+    with pytest.raises(InputError, match=r"^catalog 2: smaller than the 3 distinct items recommended in recs"):
+        receval.evaluate(TRAIN, TEST, recs, catalog=2)
+
+
 def test_errors_name_the_callers_column():
     recs = pd.DataFrame({"uid": ["a", "a"], "iid": ["z", "z"], "pos": [1, 2]})
     with pytest.raises(InputError, match=r"^recs: column 'iid', row 2: item 'z' repeated in the list of user 'a'$"):

@@ -182,6 +182,9 @@ def evaluate(
     if features is not None:
         features_df = _validated(features, "features", {"item": item_col, "feature": feature_col, "weight": weight_col},
                                  schema.validate_features)
+    # the file readers' cross-file rules, naming the arguments
+    schema.require_overlap(test_df, recs_df, "test", "recs")
+    schema.check_catalog(catalog, recs_df, "recs", option="catalog")
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     return Evaluation(run_engine(train_df, test_df, recs_df, features_df, config, shard=shard))
