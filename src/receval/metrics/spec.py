@@ -6,10 +6,10 @@ per-user column, so that no two differently defined values ever share a name.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from receval.errors import ConfigError
+from receval.metrics.keys import MetricKey, format_key, split_keys
 from receval.metrics.models import DISCOUNT_KINDS, RELEVANCE_KINDS, Discount, Relevance
 
 # metric -> (allowed relevance kinds, allowed discount kinds, default relevance, default discount)
@@ -60,7 +60,7 @@ class MetricSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.metric}[{self.relevance.kind},{self.discount.kind}]@{self.cutoff}"
+        return format_key(self.metric, self.relevance.kind, self.discount.kind, self.cutoff)
 
     @property
     def per_user(self) -> bool:
@@ -129,9 +129,6 @@ def all_specs(
     return out
 
 
-_SPEC_RE = re.compile(r"^\s*([a-z_]+)\s*(?:\[\s*([a-z]+)?\s*(?:,\s*([a-z]+)\s*)?\])?\s*(?:@\s*(\d+))?\s*$")
-
-
 def parse_specs(
     texts: list[str],
     cutoffs: list[int] | tuple[int, ...],
@@ -151,17 +148,17 @@ def parse_specs(
     specs: list[MetricSpec] = []
     seen: set[str] = set()
     for text in texts:
-        for part in _split_top_level(text):
-            m = _SPEC_RE.match(part)
-            if not m:
-                raise ConfigError(f"--metric {part!r}: expected NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K")
-            name, rel, disc, at = m.groups()
+        for part in split_keys(text):
+            key = MetricKey.parse(part, what="--metric")
+            name, rel, disc, at = key.metric, key.relevance, key.discount, key.cutoff
+            if key.no_cutoff:
+                raise ConfigError(f"--metric {part!r}: every metric has a cutoff; give @K or leave it out")
             if name not in METRICS:
                 raise ConfigError(f"--metric {part!r}: unknown metric {name!r}; choose from {', '.join(METRICS)}")
             rels_allowed, discs_allowed, _, _ = METRICS[name]
             rel_opts = [rel] if rel else [r for r in (relevance or [None]) if r is None or r in rels_allowed] or [None]
             disc_opts = [disc] if disc else [d for d in (discount or [None]) if d is None or d in discs_allowed] or [None]
-            for n in [int(at)] if at else cutoffs:
+            for n in [at] if at is not None else cutoffs:
                 for r in rel_opts:
                     for d in disc_opts:
                         spec = make_spec(name, n, r, d, **kw)
@@ -169,20 +166,3 @@ def parse_specs(
                             seen.add(spec.key)
                             specs.append(spec)
     return specs
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split ``a,b[x,y],c`` on the commas that are not inside brackets."""
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p for p in (x.strip() for x in parts) if p]
