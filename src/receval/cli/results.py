@@ -555,7 +555,7 @@ def gate_command(
     has a level, significant (paired test over the users of both runs, Holm-corrected across the checks).
     Writes RUN's gate/gate.json (marker last). Grammar of rules: docs/results.md.
 
-    Example:  receval results gate s3://nightly/receval latest --rule 'ndcg@10: drop <= 0.005 at p < 0.05' --rule 'eild[binary,exp]@50: drop <= 2%'
+    Example:  receval results gate s3://nightly/receval latest --rule 'ndcg@10: drop <= 0.005 at p < 0.05' --rule 'eild\\[binary,exp]@50: drop <= 2%'
     """
     from receval.results.gate import PREVIOUS, evaluate_gate, write_gate
     from receval.results.read import resolve_run

@@ -28,7 +28,7 @@ import pandas as pd
 
 from receval.errors import ConfigError, InputError, StoreError
 from receval.metrics.keys import MetricKey, format_key, match_columns
-from receval.metrics.keys import split_keys as split_selectors
+from receval.metrics.keys import split_keys as split_selectors  # noqa: F401  (re-exported)
 from receval.pipeline import layout
 from receval.pipeline.evaluation import PER_USER_FILE as PER_USER_PARQUET
 from receval.pipeline.evaluation import SUMMARY_FILE as SUMMARY_JSON
