@@ -297,3 +297,34 @@ def test_severity_orders_the_worst_regression():
     bad = GateCheck("r2", "ib", "b", "higher", "regression", drop=0.03, allowed=0.001)
     result = GateResult("t", "b", "given", "f", ("r1", "r2"), (mild, bad))
     assert result.worst() is bad and np.isinf(GateCheck("r", "a", "k", "higher", "regression", drop=0.1, allowed=0).severity)
+
+
+# -- the nightly CronJob path ----------------------------------------------------------------------
+
+
+def test_the_nightly_submission_carries_the_gate_rules(tmp_path: Path):
+    """CronJob → `receval submit` (options from the receval-config ConfigMap) → Workflow parameter gate-rules."""
+    from receval.cluster import manifests
+
+    configmap = manifests.load_document("k8s/base/configmap.yaml")["data"]
+    defaults = {p["name"]: p.get("value") for p in manifests.workflow_template()["spec"]["arguments"]["parameters"]}
+    assert configmap["RECEVAL_GATE_RULES"] == defaults["gate-rules"] == ""  # off unless set
+    rules = "ndcg@10: drop <= 0.005 at p < 0.05; eild[binary,exp]@50: drop <= 2%"
+    env = {**os.environ, "HOME": str(HOME), "RECEVAL_GATE_RULES": rules}
+    done = subprocess.run([sys.executable, "-m", "receval", "submit", "--store", "s3://evals/x", "--run-id", "r1",
+                           "--dry-run"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (workflow,) = [d for d in yaml.safe_load_all(done.stdout) if d]
+    parameters = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
+    assert parameters["gate-rules"] == rules
+    steps = manifests.pipeline_steps(manifests.workflow_template(), parameters)
+    assert steps[-1].argv[1:3] == ("results", "gate") and steps[-2].argv[1] == "aggregate"
+    params = manifests.PipelineParameters(gate_rules=rules)
+    assert manifests.configmap(params)["data"]["RECEVAL_GATE_RULES"] == rules
+    (container,) = manifests.cronjob(manifests.NightlySchedule(), params)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert f"--gate-rules={rules}" in container["args"]
+    # A bad rule fails at submission, not after a night of computing.
+    bad = subprocess.run([sys.executable, "-m", "receval", "submit", "--store", "s3://evals/x", "--run-id", "r1",
+                          "--dry-run", "--gate-rules", "ndcg@10 drop 1"], capture_output=True, text=True,
+                         env={**env, "RECEVAL_GATE_RULES": ""}, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("receval: error: --gate-rules 'ndcg@10 drop 1': expected KEY")
