@@ -476,6 +476,8 @@ def gate_section_html(gate: Mapping[str, Any] | None, digits: int = 4) -> str:
             ci = f"[{num(c.get('ci_low'))}, {num(c.get('ci_high'))}]" if c.get("ci_low") is not None else "–"
             p = c.get("p_holm") if c.get("p_holm") is not None else c.get("p")
             p_text = "–" if p is None else ("&lt;1e-4" if float(p) < 1e-4 else _e(f"{float(p):.4f}"))
+            if c.get("p_holm") is None and p is not None:
+                p_text += " (raw)"  # a rule without a level is outside the Holm family
             verdict = str(c.get("verdict", ""))
             note = f" ({_e(c['note'])})" if c.get("note") else ""
             rows.append(
