@@ -90,10 +90,14 @@ def pod_env(template: dict[str, Any], step: manifests.PipelineStep, server: S3Se
         env[name] = value
     for local in mounts.values():
         local.mkdir(parents=True, exist_ok=True)
-    # The image's PATH; nothing else of this process (no AWS_*, no RECEVAL_*) reaches the pod. PYTHONPATH
-    # does, when set: it is how this checkout's code is installed here, as the image installs its own.
-    code = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **code, **env}
+    # The image's PATH; nothing else of this process (no AWS_*, no RECEVAL_*) reaches the pod, but the code
+    # under test does (an image installs its own code; here PYTHONPATH may point at this checkout).
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **code_env(), **env}
+
+
+def code_env() -> dict[str, str]:
+    """PYTHONPATH, when set: how this checkout's code is installed here (pods and the reference run alike)."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def _resource_field(container: dict[str, Any], ref: dict[str, Any]) -> int:
@@ -214,7 +218,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
         [sys.executable, "-m", "receval", "run", "--config", str(config_file), "--store", f"s3://{bucket}/local",
          "--run-id", "local-run", "--shards", str(SHARDS), "--cutoffs", ",".join(map(str, CUTOFFS)),
          "--workers", "1", "--format", "json"],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **server.env()},
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **code_env(), **server.env()},
         capture_output=True, text=True, timeout=STEP_TIMEOUT,
     )  # fmt: skip
     assert reference.returncode == 0, reference.stderr
