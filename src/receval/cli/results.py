@@ -1,4 +1,4 @@
-"""``receval results``: list, show, compare, report and trend the runs of a results store."""
+"""``receval results``: list, show, compare, report, trend, gate and export the runs of a results store."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ results_app = typer.Typer(
     help=(
         "Inspect the runs of a results store (a local folder or s3://bucket/prefix): list them, show a "
         "summary, compare algorithms or runs with paired significance tests, write an HTML report, follow a "
-        "metric over nightly runs.\n\n"
+        "metric over nightly runs, gate a run against its baseline, export a summary as OpenMetrics.\n\n"
         "Example:  receval results show receval-runs latest --cutoff 10"
     ),
     no_args_is_help=True,
@@ -501,29 +501,24 @@ def _gate_rules(rule_texts: list[str] | None, config: str | None, store_obj, run
 
 def _gate_table(result, console) -> None:
     from rich.markup import escape
-    from rich.table import Table
 
     style = {"pass": "green", "regression": "bold red", "not significant": "yellow", "no baseline": "dim"}
-    level = f"{result.confidence:.0%} CI"
+    headers = ("baseline", "tonight", "delta", f"{result.confidence:.0%} CI", "p (Holm)", "verdict")
     for algorithm in dict.fromkeys(c.algorithm for c in result.checks):
-        table = Table(
-            title=escape(f"{algorithm}: {result.run_id} vs baseline {result.baseline_run} (delta = tonight - baseline)"),
-            title_justify="left",
-        )
-        for column in ("rule", "key", "baseline", "tonight", "delta", level, "p (Holm)", "verdict"):
-            table.add_column(column, justify="left" if column in ("rule", "key", "verdict") else "right")
+        rows = []
         for c in (c for c in result.checks if c.algorithm == algorithm):
             ci = f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if c.ci_low is not None else "–"
             p = c.p_holm if c.p_holm is not None else c.p
             p_text = _fmt_p(p) if p is not None else "–"
             if c.p_holm is None and c.p is not None:
-                p_text += " (raw)"
+                p_text += " (raw)"  # a rule without a level is outside the Holm family
             verdict = c.verdict + (f" ({c.note})" if c.note else "")
-            table.add_row(
-                escape(c.rule), escape(c.key), _fmt(c.baseline), _fmt(c.tonight), _fmt(c.delta), ci, p_text,
-                f"[{style.get(c.verdict, '')}]{escape(verdict)}[/]",
-            )
-        console.print(table)
+            rows.append([escape(c.rule), escape(c.key), _fmt(c.baseline), _fmt(c.tonight), _fmt(c.delta), escape(ci),
+                         p_text, f"[{style.get(c.verdict, '')}]{escape(verdict)}[/]"])  # fmt: skip
+        title = escape(f"{algorithm}: {result.run_id} vs baseline {result.baseline_run} (delta = tonight - baseline)")
+        print_tables(fit_tables(title, [("rule", "left"), ("key", "left")],
+                                [(h, "left" if h == "verdict" else "right") for h in headers], rows, output_width()),
+                     console)  # fmt: skip
 
 
 @results_app.command("gate")
