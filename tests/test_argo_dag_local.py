@@ -295,7 +295,8 @@ def test_gate_step_of_the_rendered_template_fails_the_night_that_regressed(rclon
         assert_valid(manifests.workflow(params, namespace="receval"), "workflow with gate-rules")
         assert_valid(manifests.configured_workflow_template(params, namespace="receval"), "template with gate-rules")
         steps = manifests.pipeline_steps(template, params)
-        assert [s.argv[1] for s in steps] == ["prepare", "train", "predict", "evaluate", "aggregate", "results"]
+        # prepare part 0/1 and its finish, one algorithm on one shard, aggregate, then the gate
+        assert [s.argv[1] for s in steps] == ["prepare", "prepare", "train", "predict", "evaluate", "aggregate", "results"]
         gate = steps[-1]
         assert gate.task == "gate" and gate.argv[1:] == (
             "results", "gate", f"s3://{bucket}/nightly", run_id, "--rule", GATE_RULES,

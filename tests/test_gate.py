@@ -134,6 +134,9 @@ def test_fingerprint_ignores_what_the_gate_compares_and_nothing_else():
          "dataset": {"data_dir": "/elsewhere"}}
     ).to_dict()  # fmt: skip
     assert config_fingerprint(base) == config_fingerprint(same)
+    night = {"dataset": {"name": "splits", "splits": {"train": "s3://x/2024-05-01/train", "test": "s3://x/2024-05-01/test"}}}
+    next_night = {"dataset": {"name": "splits", "splits": {"train": "s3://x/2024-05-02/train", "test": "s3://x/2024-05-02/test"}}}
+    assert config_fingerprint(night) == config_fingerprint(next_night) != config_fingerprint(base)
     for other in ({"evaluation": {"cutoffs": [5]}}, {"split": {"seed": 9}}, {"evaluation": {"threshold": 3.0}}):
         assert config_fingerprint(RunConfig.from_mapping({"algorithms": ["pop"], **other}).to_dict()) != config_fingerprint(base)
 

@@ -141,9 +141,10 @@ def config_fingerprint(config: Mapping[str, Any] | None) -> str:
 
     SHA-256 of the canonical JSON of the run's ``config`` without ``algorithms`` (tonight's
     recommenders are what is gated), ``shards`` and batch sizes (they never change a value, see
-    ``docs/pipeline.md``), ``dataset.data_dir`` (where the files are, not what they are), the
-    master ``seed`` (its effect on the split and the data is recorded in their own seeds) and the
-    ``gate`` section itself.
+    ``docs/pipeline.md``), the locations of the data (``dataset.data_dir``, ``dataset.table.path``,
+    ``dataset.splits.*``: a nightly export lands at a new path every night; the users both runs
+    share are what the gate compares), the master ``seed`` (its effect on the split and the data is
+    recorded in their own seeds) and the ``gate`` section itself.
     """
     data = json.loads(json.dumps(dict(config or {}), default=str))
     for name in ("algorithms", "shards", "seed", "gate"):
@@ -151,6 +152,12 @@ def config_fingerprint(config: Mapping[str, Any] | None) -> str:
     for section, name in (("dataset", "data_dir"), ("recommend", "batch_size"), ("evaluation", "batch_size")):
         if isinstance(data.get(section), dict):
             data[section].pop(name, None)
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+    if isinstance(dataset.get("table"), dict):
+        dataset["table"].pop("path", None)
+        dataset["table"].pop("features", None)
+    if isinstance(dataset.get("splits"), dict):
+        dataset["splits"] = {name: "location" for name, value in dataset["splits"].items() if value is not None}
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
