@@ -471,9 +471,6 @@ def _isnat(value: Any) -> bool:
 
 # -- gate -----------------------------------------------------------------------------------------
 
-EXIT_REGRESSION = 3
-
-
 def _gate_rules(rule_texts: list[str] | None, config: str | None, store_obj, run_id: str, endpoint_url: str | None):
     """(rules, gate section or None): --rule wins over --config's gate section, which wins over the run's own."""
     from receval.config import RunConfig, read_document
@@ -552,6 +549,7 @@ def gate_command(
 
     Example:  receval results gate s3://nightly/receval latest --rule 'ndcg@10: drop <= 0.005 at p < 0.05' --rule 'eild\\[binary,exp]@50: drop <= 2%'
     """
+    from receval.errors import EXIT_REGRESSION
     from receval.results.gate import PREVIOUS, evaluate_gate, write_gate
     from receval.results.read import resolve_run
 
