@@ -90,8 +90,14 @@ def pod_env(template: dict[str, Any], step: manifests.PipelineStep, server: S3Se
         env[name] = value
     for local in mounts.values():
         local.mkdir(parents=True, exist_ok=True)
-    # The image's PATH; nothing else of this process (no AWS_*, no RECEVAL_*) reaches the pod.
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    # The image's PATH; nothing else of this process (no AWS_*, no RECEVAL_*) reaches the pod, but the code
+    # under test does (an image installs its own code; here PYTHONPATH may point at this checkout).
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **code_env(), **env}
+
+
+def code_env() -> dict[str, str]:
+    """PYTHONPATH, when set: how this checkout's code is installed here (pods and the reference run alike)."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def _resource_field(container: dict[str, Any], ref: dict[str, Any]) -> int:
@@ -212,7 +218,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
         [sys.executable, "-m", "receval", "run", "--config", str(config_file), "--store", f"s3://{bucket}/local",
          "--run-id", "local-run", "--shards", str(SHARDS), "--cutoffs", ",".join(map(str, CUTOFFS)),
          "--workers", "1", "--format", "json"],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **server.env()},
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **code_env(), **server.env()},
         capture_output=True, text=True, timeout=STEP_TIMEOUT,
     )  # fmt: skip
     assert reference.returncode == 0, reference.stderr
@@ -239,7 +245,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
     assert metric_values > 50  # every algorithm × metric × cutoff, not a handful
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "predict", "evaluate", "aggregate", "mark-failed"])
+@pytest.mark.parametrize("command", ["prepare", "train", "predict", "evaluate", "aggregate", "results", "mark-failed"])
 def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_server: S3Server, tmp_path: Path):
     """Each step template wires the same S3 settings; a template without them would fail only on
     a cluster (mark-failed included: the exit handler must reach the store too)."""
@@ -254,3 +260,64 @@ def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_serve
     env = pod_env(template, step, rclone_server, tmp_path)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
         assert env.get(name) == rclone_server.env()[name], name
+
+
+# -- the regression gate step ------------------------------------------------------------------------
+
+GATE_RULES = "ndcg@10: drop <= 0.005 at p < 0.05; precision@10: drop <= 2%"
+
+
+def run_gate_pod(step: manifests.PipelineStep, env: dict[str, str], termination_log: Path) -> subprocess.CompletedProcess:
+    """The gate pod; the kubelet's /dev/termination-log is a file of the test."""
+    argv = [str(termination_log) if a == "/dev/termination-log" else a for a in step.argv[1:]]
+    return subprocess.run([sys.executable, "-m", "receval", *argv], env=env, capture_output=True, text=True,
+                          timeout=STEP_TIMEOUT)  # fmt: skip
+
+
+def test_gate_step_of_the_rendered_template_fails_the_night_that_regressed(rclone_server: S3Server, tmp_path: Path):
+    """Two nights through the rendered DAG with `gate-rules` set: night 1 has no baseline (gate exit 0),
+    night 2 runs RND under the label pop and its gate pod exits 3 with a termination message naming pop."""
+    from tests.schema_validation import assert_valid
+
+    server = rclone_server
+    bucket = server.make_bucket()
+    template = manifests.workflow_template()
+    nights = {"night-1": ["pop"], "night-2": [{"name": "rnd", "label": "pop"}]}
+    outcomes = {}
+    for run_id, algorithms in nights.items():
+        config = {**CONFIG, "algorithms": algorithms, "shards": 1, "evaluation": {"cutoffs": [10], "metrics": ["precision", "ndcg"]}}
+        server.client().put_object(Bucket=bucket, Key=f"configs/{run_id}.yaml", Body=yaml.safe_dump(config).encode())
+        params = manifests.PipelineParameters(
+            run_id=run_id, store=f"s3://{bucket}/nightly", config_uri=f"s3://{bucket}/configs/{run_id}.yaml",
+            shards=1, algorithms=("pop",), cutoffs=(10,), gate_rules=GATE_RULES,
+        )  # fmt: skip
+        # What `receval submit` creates and what a GitOps render ships, against the real schemas.
+        assert_valid(manifests.workflow(params, namespace="receval"), "workflow with gate-rules")
+        assert_valid(manifests.configured_workflow_template(params, namespace="receval"), "template with gate-rules")
+        steps = manifests.pipeline_steps(template, params)
+        # prepare part 0/1 and its finish, one algorithm on one shard, aggregate, then the gate
+        assert [s.argv[1] for s in steps] == ["prepare", "prepare", "train", "predict", "evaluate", "aggregate", "results"]
+        gate = steps[-1]
+        assert gate.task == "gate" and gate.argv[1:] == (
+            "results", "gate", f"s3://{bucket}/nightly", run_id, "--rule", GATE_RULES,
+            "--message-file", "/dev/termination-log",
+        )  # fmt: skip
+        for step in steps[:-1]:  # one branch per wave here: one algorithm, one shard
+            run_pod(step, pod_env(template, step, server, tmp_path / run_id / step.task))
+        log = tmp_path / run_id / "termination-log"
+        done = run_gate_pod(gate, pod_env(template, gate, server, tmp_path / run_id / "gate"), log)
+        outcomes[run_id] = (done.returncode, log.read_text().strip() if log.exists() else "", done.stderr)
+
+    code, message, stderr = outcomes["night-1"]
+    assert code == 0, stderr
+    assert message.startswith("gate night-1: no baseline")
+    code, message, stderr = outcomes["night-2"]
+    assert code == 3, stderr
+    assert message.startswith("gate night-2 vs night-1: regression in ") and " worst: pop " in message
+    assert "(rule 'ndcg@10: drop <= 0.005 at p < 0.05')" in message or "(rule 'precision@10: drop <= 2%')" in message
+    gate_doc = read_json(server, bucket, "nightly/runs/night-2/gate/gate.json")
+    server.client().head_object(Bucket=bucket, Key="nightly/runs/night-2/gate/_SUCCESS")
+    assert gate_doc["status"] == "regression" and gate_doc["message"] == message
+    # The gate does not retry its verdict: exit 3 (like 2) is outside its retry expression.
+    (gate_template,) = [t for t in template["spec"]["templates"] if t["name"] == "gate"]
+    assert "!= 3" in gate_template["retryStrategy"]["expression"]

@@ -202,8 +202,10 @@ def test_schedule_argo_cron_is_idempotent(api, capsys):
         assert_valid(r.body, "cron workflow")
     stored = api.objects[f"{ARGO}/cronworkflows/receval-nightly"]
     assert stored["spec"]["schedules"] == ["5 1 * * *"]
-    params = {p["name"]: p["value"] for p in stored["spec"]["workflowSpec"]["arguments"]["parameters"]}
-    assert params["store"] == "s3://evals/nightly" and params["run-id"].startswith("nightly-{{=")
+    params = {p["name"]: p for p in stored["spec"]["workflowSpec"]["arguments"]["parameters"]}
+    assert params["store"]["value"] == "s3://evals/nightly" and params["run-id"]["value"].startswith("nightly-{{=")
+    # the gate's rules come from the ConfigMap, as for the CronJob's submissions
+    assert params["gate-rules"]["valueFrom"]["configMapKeyRef"]["key"] == "RECEVAL_GATE_RULES"
 
 
 def test_status_joins_workflow_and_store(api, capsys, tmp_path):

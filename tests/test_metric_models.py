@@ -198,3 +198,33 @@ def test_cli_reports_two_exp_bases_side_by_side(frames, tmp_path):
     assert list(per_user.columns) == ["user", *[r["key"] for r in records]]
     expected = _run(frames, [make_spec("eild", 10, "binary", ExpDiscount(0.5))])
     np.testing.assert_array_equal(per_user["eild[binary,exp(0.5)]@10"], expected.per_user["eild[binary,exp(0.5)]@10"])
+
+
+def test_the_one_metric_key_parses_and_matches_model_parameters(frames):
+    from receval.metrics.keys import MetricKey, match_columns
+    from receval.results.tables import select
+
+    key = MetricKey.parse("EPC[binary, exp( 0.5 )]@10")
+    assert key == MetricKey("epc", "binary", "exp(0.5)", 10) and key.format() == "epc[binary,exp(0.5)]@10"
+    assert MetricKey.parse("epc[background(0.2),none]").relevance == "background(0.2)"
+    specs = parse_specs(["epc[binary,exp]", "epc[binary,exp(0.5)]"], (10,))
+    state = _run(frames, specs)
+    columns = list(state.per_user.columns)
+    assert match_columns(columns, ["epc[binary,exp]@10"]) == ["epc[binary,exp]@10"]  # exp is exp(0.85) only
+    assert match_columns(columns, ["epc[binary,exp(0.5)]"]) == ["epc[binary,exp(0.5)]@10"]
+    assert match_columns(columns, ["epc[binary]"]) == ["epc[binary,exp]@10", "epc[binary,exp(0.5)]@10"]
+    summary = pd.DataFrame([{**r, "algorithm": "a"} for r in state.summary() if r["kind"] == "metric"])
+    assert select(summary, "epc[binary,exp(0.5)]@10")["value"].tolist() == [
+        r["value"] for r in state.summary() if r.get("key") == "epc[binary,exp(0.5)]@10"
+    ]
+    assert len(select(summary, "epc[binary,exp]@10")) == 1 and len(select(summary, "epc")) == 2
+
+
+def test_results_readers_keep_the_engines_keys(frames):
+    from receval.results import read
+
+    state = _run(frames, parse_specs(["epc[binary,exp]", "epc[binary,exp(0.5)]"], (10,)))
+    records = [{**r, "algorithm": "a"} for r in state.summary() if r["kind"] == "metric"]
+    frame = read._records_frame(records, "summary.json")
+    assert frame["key"].tolist() == ["epc[binary,exp]@10", "epc[binary,exp(0.5)]@10"]
+    assert set(frame["key"]) <= set(state.per_user.columns)

@@ -153,7 +153,7 @@ def test_cli_bad_config_key_prints_one_line_and_exits_2(tmp_path: Path, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"receval: error: config {path}: unknown key 'shard' (allowed: dataset, split, algorithms, "
-                   f"recommend, evaluation, shards, seed)"]
+                   f"recommend, evaluation, shards, seed, gate)"]
     assert not (tmp_path / "s").exists()  # nothing written before the configuration is valid
 
 

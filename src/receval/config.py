@@ -223,6 +223,33 @@ class EvaluationSection(_Section):
         )
 
 
+class GateSection(_Section):
+    """The regression gate of ``receval results gate`` (``docs/results.md``): its rules and baseline.
+
+    ``rules`` are texts such as ``"ndcg@10: drop <= 0.005 at p < 0.05"`` (a string may hold several,
+    separated by ``;`` or newlines); they are checked here, so a typo stops the run before it starts.
+    The gate never changes a value: it is left out of the runs' comparability fingerprint.
+    """
+
+    rules: list[str] = Field(default_factory=list)
+    baseline: str = "previous"
+    require_baseline: bool = False
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _parsed(cls, value: Any) -> Any:
+        # The rule grammar has one owner, the gate; imported here only to check the texts.
+        from receval.results.gate import parse_rules
+
+        texts = [value] if isinstance(value, str) else value
+        if not isinstance(texts, list):
+            return value
+        try:
+            return [rule.text for rule in parse_rules([str(t) for t in texts], source="rule")]
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
 def _default_algorithms() -> list[AlgorithmConfig]:
     return [AlgorithmConfig(name=name) for name in ALL_ALGORITHMS]
 
@@ -241,6 +268,7 @@ class RunConfig(_Section):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     shards: int = Field(DEFAULT_SHARDS, ge=1, le=99999)
     seed: Seed = 0
+    gate: GateSection | None = None
 
     @field_validator("algorithms", mode="before")
     @classmethod
@@ -507,6 +535,7 @@ __all__ = [
     "AlgorithmConfig",
     "DatasetConfig",
     "EvaluationSection",
+    "GateSection",
     "RecommendConfig",
     "RunConfig",
     "SplitConfig",

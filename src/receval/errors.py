@@ -3,13 +3,16 @@
 Lower layers raise these with a message that already names the file, the column and the first
 offending row or user; the CLI prints ``receval: error: <message>`` and exits with the error's
 ``exit_code``, never a traceback. The exit codes are a contract with the cluster, written once in
-docs/deploy.md ("Exit codes"): 2 permanent (never retried), 75 transient (retried); Argo's retry
+docs/deploy.md ("Exit codes"): 2 permanent (never retried), 3 the gate's regression verdict (never
+retried), 75 transient (retried); Argo's retry
 expression and the Indexed Job's ``podFailurePolicy`` follow that table.
 """
 
 from __future__ import annotations
 
 EXIT_INPUT_ERROR = 2
+#: ``receval results gate``: tonight regressed. A verdict, not a failure to retry.
+EXIT_REGRESSION = 3
 #: sysexits.h EX_TEMPFAIL: "temporary failure, indicating something that is not really an error";
 #: the code the cluster retries for a store that failed after its own retries.
 EXIT_TRANSIENT = 75

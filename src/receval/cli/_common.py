@@ -50,10 +50,9 @@ def split_list(values: str | Sequence[str] | None) -> list[str]:
 
     A comma inside brackets belongs to the value: ``epc[binary,exp]@10,ndcg`` is two metrics.
     """
-    if values is None:
-        return []
-    items = [values] if isinstance(values, str) else list(values)
-    return [part.strip() for item in items for part in re.split(r",(?![^\[]*\])", str(item)) if part.strip()]
+    from receval.metrics.keys import split_keys  # the one owner of "a comma inside brackets"
+
+    return split_keys(values)
 
 
 def int_list(values: str | Sequence[str] | None, option: str) -> list[int]:

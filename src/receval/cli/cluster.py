@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
         image_registry: str = typer.Option(None, "--image-registry", envvar="RECEVAL_IMAGE_REGISTRY", help="Registry/namespace of the receval images.", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", envvar="RECEVAL_IMAGE_TAG", help="Tag of the receval images.", rich_help_panel=_PIPE),
         image_digest: list[str] = typer.Option(None, "--image-digest", envvar="RECEVAL_IMAGE_DIGEST", help="STEP=sha256:HEX (repeatable, or comma-separated): pull that step's image by digest.", rich_help_panel=_PIPE),
+        gate_rules: str = typer.Option(None, "--gate-rules", envvar="RECEVAL_GATE_RULES", help="Regression gate after aggregate: ';'-separated rules, e.g. 'ndcg@10: drop <= 0.005 at p < 0.05' (empty: none).", rich_help_panel=_PIPE),
         template: str = typer.Option("receval-pipeline", "--template", envvar="RECEVAL_WORKFLOW_TEMPLATE", help="WorkflowTemplate to run."),
         watch: bool = typer.Option(False, "--watch", "-w", help="Follow the run's steps live until it finishes."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the Workflow YAML instead of creating it."),
@@ -112,6 +113,7 @@ def register(app: typer.Typer) -> None:
             run_id=run_id or (_today_run_id() if nightly else _manual_run_id()), store=store, dataset=dataset,
             config_uri=config, shards=shards, algorithms=algorithms, cutoffs=cutoffs, image_registry=image_registry,
             image_tag=image_tag, image_digests=image_digest,
+            gate_rules=gate_rules,
         )  # fmt: skip
         workflow = manifests.workflow(params, namespace=namespace, template_name=template)
         if dry_run:

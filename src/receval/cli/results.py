@@ -1,4 +1,4 @@
-"""``receval results``: list, show, compare, report and trend the runs of a results store."""
+"""``receval results``: list, show, compare, report, trend, gate and export the runs of a results store."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ results_app = typer.Typer(
     help=(
         "Inspect the runs of a results store (a local folder or s3://bucket/prefix): list them, show a "
         "summary, compare algorithms or runs with paired significance tests, write an HTML report, follow a "
-        "metric over nightly runs.\n\n"
+        "metric over nightly runs, gate a run against its baseline, export a summary as OpenMetrics.\n\n"
         "Example:  receval results show receval-runs latest --cutoff 10"
     ),
     no_args_is_help=True,
@@ -368,13 +368,15 @@ def report_command(
 
     Example:  receval results report receval-runs latest --out report.html --png charts/
     """
+    from receval.results.gate import load_gate
     from receval.results.read import load_data_quality
     from receval.results.report import render_charts, render_html, write_png_charts
 
     store_obj = _open(store, endpoint_url)
     run_id, info, summary = _load_for_display(store_obj, run)
     charts = render_charts(summary, cutoff=cutoff, run=info)
-    page = render_html(info, summary, load_data_quality(store_obj, run_id), cutoff=cutoff, charts=charts)
+    page = render_html(info, summary, load_data_quality(store_obj, run_id), cutoff=cutoff, charts=charts,
+                       gate=load_gate(store_obj, run_id))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(page, encoding="utf-8")
@@ -465,3 +467,155 @@ def _isnat(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+# -- gate -----------------------------------------------------------------------------------------
+
+def _gate_rules(rule_texts: list[str] | None, config: str | None, store_obj, run_id: str, endpoint_url: str | None):
+    """(rules, gate section or None): --rule wins over --config's gate section, which wins over the run's own."""
+    from receval.config import RunConfig, read_document
+    from receval.results.gate import parse_rules
+    from receval.results.read import read_run_info
+
+    section = None
+    if config:
+        options = {"endpoint_url": endpoint_url} if endpoint_url and config.startswith("s3://") else {}
+        section = RunConfig.from_mapping(read_document(config, **options), f"config {config}").gate
+    else:
+        recorded = (read_run_info(store_obj, run_id).metadata.get("config") or {}).get("gate")
+        if recorded:
+            section = RunConfig.from_mapping({"gate": recorded}, f"run {run_id} run.json").gate
+    if rule_texts:
+        return parse_rules(rule_texts, source="--rule"), section
+    if section is not None and section.rules:
+        return parse_rules(section.rules, source="rule"), section
+    where = f"config {config}" if config else f"run {run_id}'s configuration"
+    raise ConfigError(
+        f"no gate rules: give --rule 'KEY: drop <= TOLERANCE [at p < LEVEL]' (repeatable) or a gate: section"
+        f" with rules (none in {where})"
+    )
+
+
+def _gate_table(result, console) -> None:
+    from rich.markup import escape
+
+    style = {"pass": "green", "regression": "bold red", "not significant": "yellow", "no baseline": "dim"}
+    headers = ("baseline", "tonight", "delta", f"{result.confidence:.0%} CI", "p (Holm)", "verdict")
+    for algorithm in dict.fromkeys(c.algorithm for c in result.checks):
+        rows = []
+        for c in (c for c in result.checks if c.algorithm == algorithm):
+            ci = f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if c.ci_low is not None else "–"
+            p = c.p_holm if c.p_holm is not None else c.p
+            p_text = _fmt_p(p) if p is not None else "–"
+            if c.p_holm is None and c.p is not None:
+                p_text += " (raw)"  # a rule without a level is outside the Holm family
+            verdict = c.verdict + (f" ({c.note})" if c.note else "")
+            rows.append([escape(c.rule), escape(c.key), _fmt(c.baseline), _fmt(c.tonight), _fmt(c.delta), escape(ci),
+                         p_text, f"[{style.get(c.verdict, '')}]{escape(verdict)}[/]"])  # fmt: skip
+        title = escape(f"{algorithm}: {result.run_id} vs baseline {result.baseline_run} (delta = tonight - baseline)")
+        print_tables(fit_tables(title, [("rule", "left"), ("key", "left")],
+                                [(h, "left" if h == "verdict" else "right") for h in headers], rows, output_width()),
+                     console)  # fmt: skip
+
+
+@results_app.command("gate")
+def gate_command(
+    store: str = _STORE,
+    run: str = typer.Argument("latest", help="Run id to gate, or 'latest' (the newest complete run)."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="'previous' (newest complete run before RUN, same dataset and configuration fingerprint) or a run id. [default: previous]",
+        show_default=False,
+    ),
+    rules: list[str] = typer.Option(
+        None, "--rule", help="A rule, e.g. 'ndcg@10: drop <= 0.005 at p < 0.05' (repeatable; ';' separates rules).", show_default=False
+    ),
+    config: str = typer.Option(None, "--config", help="Take the rules from this configuration's gate: section (default: the run's own).", show_default=False),
+    require_baseline: bool = typer.Option(False, "--require-baseline", help="Exit 2 when there is no baseline (default: exit 0 with a note)."),
+    test: str = typer.Option("t", "--test", help="Paired test of a rule with a level: t or wilcoxon."),
+    output: str = typer.Option("table", "--format", help="table or json."),
+    bootstrap: int = typer.Option(2000, "--bootstrap", help="Bootstrap resamples of the CI of the mean delta."),
+    seed: int = typer.Option(20110101, "--seed", help="Seed of the bootstrap."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the interval."),
+    message_file: Path = typer.Option(
+        None, "--message-file", help="Also write the one-line verdict here (e.g. /dev/termination-log in a pod).", show_default=False
+    ),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """Did RUN get worse than its baseline? Exit 0: every rule passes; 3: a regression; 2: bad input.
+
+    A regression is a drop (a change in the bad direction) beyond the rule's tolerance and, when the rule
+    has a level, significant (paired test over the users of both runs, Holm-corrected across the checks).
+    Writes RUN's gate/gate.json (marker last). Grammar of rules: docs/results.md.
+
+    Example:  receval results gate s3://nightly/receval latest --rule 'ndcg@10: drop <= 0.005 at p < 0.05' --rule 'eild\\[binary,exp]@50: drop <= 2%'
+    """
+    from receval.errors import EXIT_REGRESSION
+    from receval.results.gate import PREVIOUS, evaluate_gate, write_gate
+    from receval.results.read import resolve_run
+
+    _choice(output, "--format", ("table", "json"))
+    _choice(test, "--test", ("t", "wilcoxon"))
+    store_obj = _open(store, endpoint_url)
+    run_id = resolve_run(store_obj, run)
+    parsed, section = _gate_rules(rules, config, store_obj, run_id, endpoint_url)
+    chosen_baseline = baseline or (section.baseline if section is not None else PREVIOUS)
+    require = require_baseline or bool(section is not None and section.require_baseline)
+    result = evaluate_gate(store_obj, run_id, parsed, baseline=chosen_baseline, test=test, n_boot=bootstrap,
+                           seed=seed, confidence=confidence)  # fmt: skip
+    line = result.summary_line()
+    if result.baseline_run is None and require:
+        raise StoreError(f"{line}; --require-baseline")
+    key = write_gate(store_obj, result)
+    if output == "json":
+        _echo_json(result.to_dict())
+    elif result.checks:
+        _gate_table(result, _console())
+    if result.baseline_run is not None:  # without one, the verdict line below holds the note
+        for note in result.notes:
+            typer.echo(f"receval: note: {note}", err=True)
+    if message_file is not None:
+        try:
+            message_file.write_text(line + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"--message-file {message_file}: cannot be written: {exc.strerror}") from None
+    typer.echo(f"wrote {store_obj.url(key)}", err=True)
+    typer.echo(f"receval: {line}", err=True)
+    if result.regressions:
+        raise typer.Exit(EXIT_REGRESSION)
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+@results_app.command("export")
+def export_command(
+    store: str = _STORE,
+    run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
+    output: str = typer.Option(..., "--format", help="openmetrics (also read by Prometheus' text parsers).", show_default=False),
+    out: Path = typer.Option(None, "--out", help="Write to this file (written aside, then renamed) instead of stdout.", show_default=False),
+    endpoint_url: str = _ENDPOINT,
+) -> None:
+    """Write a run's summary as OpenMetrics text: one gauge per metric key and algorithm.
+
+    Ready for a Prometheus Pushgateway or node_exporter's textfile collector.
+
+    Example:  receval results export s3://nightly/receval latest --format openmetrics | curl --data-binary @- http://pushgateway:9091/metrics/job/receval
+    """
+    from receval.results.export import to_openmetrics
+    from receval.results.read import load_summary, read_run_info, resolve_run
+
+    _choice(output, "--format", ("openmetrics",))
+    store_obj = _open(store, endpoint_url)
+    run_id = resolve_run(store_obj, run)
+    text = to_openmetrics(load_summary(store_obj, run_id), read_run_info(store_obj, run_id))
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    aside = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        aside.write_text(text, encoding="utf-8")
+        aside.replace(out)  # a textfile collector never reads a half-written file
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot be written: {exc.strerror}") from None
+    typer.echo(f"wrote {out}", err=True)

@@ -143,6 +143,8 @@ class PipelineParameters:
         Where the receval step images come from.
     image_digests : tuple of (step, digest) or None
         ``(("train", "sha256:..."), ...)``: pull these images by digest (a tag can move).
+    gate_rules : str or None
+        Regression gate rules (``;``-separated) of the ``gate`` step after aggregate; empty: no gate.
     """
 
     run_id: str | None = None
@@ -155,6 +157,7 @@ class PipelineParameters:
     image_registry: str | None = None
     image_tag: str | None = None
     image_digests: tuple[tuple[str, str], ...] | None = None
+    gate_rules: str | None = None
 
     def __post_init__(self) -> None:
         if self.run_id is not None:
@@ -186,6 +189,12 @@ class PipelineParameters:
             if step not in IMAGES:
                 raise ConfigError(f"--image-digest {step}=...: the images are {', '.join(IMAGES)}")
             names.check_image_digest(digest, f"--image-digest {step}=")
+        if self.gate_rules:
+            from receval.results.gate import parse_rules
+
+            parse_rules(self.gate_rules, source="--gate-rules")  # a bad rule fails now, not after the run
+            if "'" in self.gate_rules:  # the template's `when` quotes the parameter in single quotes
+                raise ConfigError(f"--gate-rules {self.gate_rules!r}: rules cannot contain a single quote")
 
     @classmethod
     def from_text(
@@ -201,6 +210,7 @@ class PipelineParameters:
         image_registry: str | None = None,
         image_tag: str | None = None,
         image_digests: Iterable[str] | None = None,
+        gate_rules: str | None = None,
     ) -> PipelineParameters:
         """Build from command-line text; empty strings (unset ConfigMap keys) count as not given."""
 
@@ -236,6 +246,7 @@ class PipelineParameters:
             image_registry=given(image_registry),
             image_tag=given(image_tag),
             image_digests=digests,
+            gate_rules=given(gate_rules),
         )
 
     def arguments(self) -> dict[str, str]:
@@ -250,6 +261,7 @@ class PipelineParameters:
             "cutoffs": None if self.cutoffs is None else ",".join(str(k) for k in self.cutoffs),
             "image-registry": self.image_registry,
             "image-tag": self.image_tag,
+            "gate-rules": self.gate_rules,
         }
         for step, digest in self.image_digests or ():
             values[_digest_parameter(step)] = f"@{digest}"
@@ -480,6 +492,7 @@ def configmap(params: PipelineParameters, *, namespace: str | None = DEFAULT_NAM
         "store": "RECEVAL_STORE", "dataset": "RECEVAL_DATASET", "config": "RECEVAL_CONFIG_URI",
         "shards": "RECEVAL_SHARDS", "algorithm": "RECEVAL_ALGORITHMS", "cutoff": "RECEVAL_CUTOFFS",
         "image-registry": "RECEVAL_IMAGE_REGISTRY", "image-tag": "RECEVAL_IMAGE_TAG",
+        "gate-rules": "RECEVAL_GATE_RULES",
     }  # fmt: skip
     for name, value in _submit_options(params).items():
         if name in keys:

@@ -6,13 +6,13 @@ per-user column, so that no two differently defined values ever share a name.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from receval.errors import ConfigError
 from receval.metrics import registry
+from receval.metrics.keys import MetricKey, format_key, model_token, split_keys
 from receval.metrics.models import (
     DEFAULT_EXP_BASE,
     DISCOUNT_KINDS,
@@ -81,27 +81,11 @@ class MetricSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.metric}[{self.relevance.key},{self.discount.key}]@{self.cutoff}"
+        return format_key(self.metric, self.relevance.key, self.discount.key, self.cutoff)
 
     @property
     def per_user(self) -> bool:
         return self.definition.per_user
-
-
-_TOKEN_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*(?:\(\s*([^()]*?)\s*\))?\s*$")
-
-
-def _token(text: str, what: str) -> tuple[str, list[float]]:
-    """``exp(0.5)`` -> (``exp``, [0.5]); ``binary`` -> (``binary``, [])."""
-    m = _TOKEN_RE.match(text)
-    if not m:
-        raise ConfigError(f"{what} {text!r}: expected NAME or NAME(NUMBER, ...)")
-    kind, args = m.groups()
-    try:
-        values = [float(a) for a in args.split(",")] if args else []
-    except ValueError:
-        raise ConfigError(f"{what} {text!r}: parameters must be numbers") from None
-    return kind, values
 
 
 def relevance_model(text: str | Relevance, *, threshold: float = 4.0, background: float = 0.0) -> Relevance:
@@ -109,7 +93,7 @@ def relevance_model(text: str | Relevance, *, threshold: float = 4.0, background
     takes ``background``."""
     if isinstance(text, Relevance):
         return text
-    kind, args = _token(text, "relevance")
+    kind, args = model_token(text, what="relevance")
     if kind not in RELEVANCE_KINDS:
         raise ConfigError(f"unknown relevance model {kind!r}; choose from {', '.join(RELEVANCE_KINDS)}")
     if args and kind != "background" or len(args) > 1:
@@ -124,7 +108,7 @@ def discount_model(text: str | Discount, *, exp_base: float = DEFAULT_EXP_BASE) 
     """
     if isinstance(text, Discount):
         return text
-    kind, args = _token(text, "discount")
+    kind, args = model_token(text, what="discount")
     if kind not in DISCOUNTS:
         raise ConfigError(f"unknown discount {kind!r}; choose from {', '.join(DISCOUNTS)}")
     if kind == "exp":
@@ -202,12 +186,6 @@ def all_specs(
     return out
 
 
-_MODEL = r"[a-z_][a-z0-9_]*(?:\s*\([^()]*\))?"
-_SPEC_RE = re.compile(
-    rf"^\s*([a-z_][a-z0-9_]*)\s*(?:\[\s*({_MODEL})?\s*(?:,\s*({_MODEL})\s*)?\])?\s*(?:@\s*(\d+))?\s*$"
-)
-
-
 def parse_specs(
     texts: list[str],
     cutoffs: list[int] | tuple[int, ...],
@@ -227,11 +205,11 @@ def parse_specs(
     specs: list[MetricSpec] = []
     seen: set[str] = set()
     for text in texts:
-        for part in _split_top_level(text):
-            m = _SPEC_RE.match(part)
-            if not m:
-                raise ConfigError(f"--metric {part!r}: expected NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K")
-            name, rel, disc, at = m.groups()
+        for part in split_keys(text):
+            key = MetricKey.parse(part, what="--metric")
+            name, rel, disc, at = key.metric, key.relevance, key.discount, key.cutoff
+            if key.no_cutoff:
+                raise ConfigError(f"--metric {part!r}: every metric has a cutoff; give @K or leave it out")
             if name not in registry.names():
                 raise ConfigError(
                     f"--metric {part!r}: unknown metric {name!r}; choose from {', '.join(registry.names())}"
@@ -242,12 +220,12 @@ def parse_specs(
             # --relevance/--discount apply where the metric takes that kind (a model with parameters,
             # exp(0.5), by its kind)
             rel_opts = [rel] if rel else [
-                r for r in (relevance or [None]) if r is None or _token(r, "relevance")[0] in rels_allowed
+                r for r in (relevance or [None]) if r is None or model_token(r, what="relevance")[0] in rels_allowed
             ] or [None]
             disc_opts = [disc] if disc else [
-                d for d in (discount or [None]) if d is None or _token(d, "discount")[0] in discs_allowed
+                d for d in (discount or [None]) if d is None or model_token(d, what="discount")[0] in discs_allowed
             ] or [None]
-            for n in [int(at)] if at else cutoffs:
+            for n in [at] if at is not None else cutoffs:
                 for r in rel_opts:
                     for d in disc_opts:
                         spec = make_spec(name, n, r, d, **kw)
@@ -255,20 +233,3 @@ def parse_specs(
                             seen.add(spec.key)
                             specs.append(spec)
     return specs
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split ``a,b[x,y],c`` on the commas that are not inside brackets."""
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "[":
-            depth += 1
-        elif ch == "]":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p for p in (x.strip() for x in parts) if p]

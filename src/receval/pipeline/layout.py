@@ -13,6 +13,7 @@ Every key is relative to the store's root::
     runs/<run-id>/metrics/<algorithm>/shard-00003-of-00008/...       (+ _SUCCESS)
     runs/<run-id>/metrics/<algorithm>/summary.json ...               (+ _SUCCESS)
     runs/<run-id>/summary.json, summary.parquet                      (+ _SUCCESS, last of all)
+    runs/<run-id>/gate/gate.json                                     (+ _SUCCESS; after the run, by `results gate`)
 
 Steps, the local runner and the results readers build keys only through these functions, so a
 change of layout is a change of this file (and of :data:`LAYOUT_VERSION`).
@@ -32,6 +33,7 @@ RUNS = "runs"
 DATASET_DIR = "dataset"
 BUCKETED_TABLES = ("train", "test")
 DONE_SUFFIX = ".done"
+GATE_FILE = "gate.json"
 
 
 def check_name(value: str, what: str) -> str:
@@ -178,6 +180,16 @@ def check_layout(meta: dict, where: str) -> None:
         )
 
 
+def gate_prefix(run_id: str) -> str:
+    """``runs/<run-id>/gate``: the regression gate's verdict, published after the run is complete."""
+    return join(run_prefix(run_id), "gate")
+
+
+def gate_key(run_id: str) -> str:
+    """``runs/<run-id>/gate/gate.json``."""
+    return join(gate_prefix(run_id), GATE_FILE)
+
+
 _SHARD_DIR = re.compile(r"^shard-(\d{5})-of-(\d{5})$")
 
 
@@ -207,6 +219,8 @@ __all__ = [
     "part_users_key",
     "prepare_part_prefix",
     "statistics_prefix",
+    "gate_key",
+    "gate_prefix",
     "metrics_prefix",
     "metrics_root",
     "metrics_shard_prefix",

@@ -27,6 +27,8 @@ from typing import Any
 import pandas as pd
 
 from receval.errors import ConfigError, InputError, StoreError
+from receval.metrics.keys import MetricKey, format_key, match_columns
+from receval.metrics.keys import split_keys as split_selectors  # noqa: F401  (re-exported)
 from receval.pipeline import layout
 from receval.pipeline.evaluation import PER_USER_FILE as PER_USER_PARQUET
 from receval.pipeline.evaluation import SUMMARY_FILE as SUMMARY_JSON
@@ -42,16 +44,8 @@ LATEST = "latest"
 SUMMARY_FIELDS = ("algorithm", "metric", "cutoff", "relevance", "discount", "value", "users")
 _REQUIRED_FIELDS = ("algorithm", "metric", "value")
 
-_METRIC_KEY = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\[\s*([\w.-]+)\s*,\s*([\w.-]+)\s*\])?\s*(?:@\s*(\d+))?\s*$")
-
-
-def split_selectors(text: str | Iterable[str] | None) -> list[str]:
-    """Split a comma-separated option value, keeping the comma inside ``[relevance,discount]``."""
-    if text is None:
-        return []
-    items = [text] if isinstance(text, str) else list(text)
-    return [part.strip() for item in items for part in re.split(r",(?![^\[]*\])", str(item)) if part.strip()]
-
+# Metric keys (parse, format, match, split) have one owner: receval.metrics.keys; MetricKey and
+# split_selectors are re-exported here for the readers' callers.
 
 def run_prefix(run_id: str) -> str:
     """``runs/<run-id>`` (:func:`receval.pipeline.layout.run_prefix`)."""
@@ -76,56 +70,8 @@ def _per_user_key(run_id: str, algorithm: str) -> str:
 
 
 def metric_key(metric: str, relevance: Any, discount: Any, cutoff: Any) -> str:
-    """The per-user column name of a metric, e.g. ``epc[binary,exp]@10``."""
-    return f"{metric}[{relevance},{discount}]@{_cutoff_text(cutoff)}"
-
-
-def _cutoff_text(cutoff: Any) -> str:
-    if cutoff is None or (isinstance(cutoff, float) and pd.isna(cutoff)):
-        return "all"
-    try:
-        return str(int(cutoff))
-    except (TypeError, ValueError):
-        return str(cutoff)
-
-
-@dataclass(frozen=True)
-class MetricKey:
-    """A metric selector parsed from ``name[relevance,discount]@cutoff``; missing parts match anything."""
-
-    metric: str
-    relevance: str | None = None
-    discount: str | None = None
-    cutoff: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> MetricKey:
-        m = _METRIC_KEY.match(text or "")
-        if not m:
-            raise ConfigError(
-                f"--metric {text!r}: expected NAME[RELEVANCE,DISCOUNT]@CUTOFF, e.g. epc[binary,exp]@10 or ndcg@10"
-            )
-        name, relevance, discount, cutoff = m.groups()
-        return cls(name.lower(), relevance, discount, int(cutoff) if cutoff else None)
-
-    def matches(self, frame: pd.DataFrame) -> pd.Series:
-        """Boolean mask of the summary rows this key selects."""
-        mask = frame["metric"].astype(str).str.lower() == self.metric
-        if self.relevance is not None:
-            mask &= frame["relevance"].astype(str) == self.relevance
-        if self.discount is not None:
-            mask &= frame["discount"].astype(str) == self.discount
-        if self.cutoff is not None:
-            mask &= pd.to_numeric(frame["cutoff"], errors="coerce") == self.cutoff
-        return mask
-
-    def __str__(self) -> str:
-        text = self.metric
-        if self.relevance is not None or self.discount is not None:
-            text += f"[{self.relevance or '*'},{self.discount or '*'}]"
-        if self.cutoff is not None:
-            text += f"@{self.cutoff}"
-        return text
+    """The per-user column name of a metric, e.g. ``epc[binary,exp]@10`` (:func:`~receval.metrics.keys.format_key`)."""
+    return format_key(metric, relevance, discount, cutoff)
 
 
 @dataclass(frozen=True)
@@ -362,9 +308,12 @@ def _records_frame(records: list[dict[str, Any]], key: str) -> pd.DataFrame:
     frame["metric"] = frame["metric"].astype(str)
     frame["relevance"] = frame["relevance"].fillna("none").astype(str)
     frame["discount"] = frame["discount"].fillna("none").astype(str)
-    frame["key"] = [
+    computed = [
         metric_key(m, r, d, c) for m, r, d, c in zip(frame["metric"], frame["relevance"], frame["discount"], frame["cutoff"])
     ]
+    # the engine's own key carries model parameters (exp(0.5)); records without one get it from the kinds
+    written = frame["key"] if "key" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+    frame["key"] = [w if isinstance(w, str) and w else c for w, c in zip(written, computed)]
     ordered = [*SUMMARY_FIELDS, "key"]
     return frame[ordered + [c for c in frame.columns if c not in ordered]]
 
@@ -511,23 +460,8 @@ def metric_trend(
 def match_metric_columns(columns: Iterable[str], selectors: Iterable[str]) -> list[str]:
     """The per-user columns (``metric[relevance,discount]@cutoff``) that any selector matches.
 
-    A selector is a name (``epc``) or a (partial) key (``epc[binary,exp]@10``, ``ndcg@10``); a
-    selector that matches no column is a :class:`~receval.errors.ConfigError` listing the columns.
+    A selector is a name (``epc``) or a (partial) key (``epc[binary,exp]@10``, ``epc[binary]``,
+    ``ndcg@10``); a selector that matches no column is a :class:`~receval.errors.ConfigError`
+    listing the columns (:func:`~receval.metrics.keys.match_columns`).
     """
-    columns = [str(c) for c in columns if str(c) != "user"]
-    parsed = {}
-    for column in columns:
-        m = _METRIC_KEY.match(column)
-        if m:
-            name, relevance, discount, cutoff = m.groups()
-            parsed[column] = pd.DataFrame(
-                {"metric": [name.lower()], "relevance": [relevance], "discount": [discount], "cutoff": [cutoff]}
-            )
-    chosen: list[str] = []
-    for text in selectors:
-        selector = MetricKey.parse(text)
-        hits = [c for c, row in parsed.items() if bool(selector.matches(row).iloc[0])]
-        if not hits:
-            raise ConfigError(f"--metrics: {text} matches no per-user column (columns: {', '.join(columns)})")
-        chosen += [c for c in hits if c not in chosen]
-    return chosen
+    return match_columns(columns, selectors, what="--metrics")

@@ -446,6 +446,58 @@ def _quality_html(quality: Mapping[str, Any]) -> str:
     return "".join(blocks)
 
 
+def gate_section_html(gate: Mapping[str, Any] | None, digits: int = 4) -> str:
+    """The regression gate of a gated run (its ``gate.json``): one table per algorithm × rule with verdicts.
+
+    Empty when the run was not gated. Self-contained (its own inline styles), so it can sit anywhere on a page.
+    """
+    if not gate:
+        return ""
+
+    def num(value: Any) -> str:
+        if value is None or isinstance(value, str):
+            return _e(value if value is not None else "–")
+        return _e(format_value(float(value), digits))
+
+    colour = {"pass": "#1a7f37", "regression": "#cf222e", "not significant": "#9a6700", "no baseline": "#57606a"}
+    status = str(gate.get("status", ""))
+    parts = [
+        "<section class=gate><h2>Regression gate</h2>",
+        f'<p><b style="color:{colour.get(status, "inherit")}">{_e(status)}</b> — {_e(gate.get("message", ""))}</p>',
+    ]
+    checks = list(gate.get("checks") or [])
+    for algorithm in dict.fromkeys(str(c.get("algorithm")) for c in checks):
+        head = "".join(
+            f"<th>{_e(h)}</th>"
+            for h in ("rule", "key", "baseline", "tonight", "delta", "CI", "p (Holm)", "verdict")
+        )
+        rows = []
+        for c in (c for c in checks if str(c.get("algorithm")) == algorithm):
+            ci = f"[{num(c.get('ci_low'))}, {num(c.get('ci_high'))}]" if c.get("ci_low") is not None else "–"
+            p = c.get("p_holm") if c.get("p_holm") is not None else c.get("p")
+            p_text = "–" if p is None else ("&lt;1e-4" if float(p) < 1e-4 else _e(f"{float(p):.4f}"))
+            if c.get("p_holm") is None and p is not None:
+                p_text += " (raw)"  # a rule without a level is outside the Holm family
+            verdict = str(c.get("verdict", ""))
+            note = f" ({_e(c['note'])})" if c.get("note") else ""
+            rows.append(
+                f"<tr class=gate-check><td><code>{_e(c.get('rule'))}</code></td><td><code>{_e(c.get('key'))}</code></td>"
+                f"<td>{num(c.get('baseline'))}</td><td>{num(c.get('tonight'))}</td><td>{num(c.get('delta'))}</td>"
+                f"<td>{ci}</td><td>{p_text}</td>"
+                f'<td style="color:{colour.get(verdict, "inherit")};font-weight:bold">{_e(verdict)}{note}</td></tr>'
+            )
+        parts.append(
+            f"<h3>{_e(algorithm)} vs baseline <code>{_e(gate.get('baseline'))}</code></h3>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    parts.append(
+        "<p class=lead>delta = tonight − baseline over the users of both runs; a regression is a drop beyond the "
+        "rule's tolerance that is, when the rule has a level, significant (paired test, Holm-corrected across the "
+        "checks).</p></section>"
+    )
+    return "".join(parts)
+
+
 def render_html(
     run: RunInfo,
     summary: pd.DataFrame,
@@ -455,6 +507,7 @@ def render_html(
     digits: int = 4,
     title: str | None = None,
     charts: Mapping[str, bytes] | None = None,
+    gate: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page of ``run`` as one self-contained HTML document (no external resources).
 
@@ -470,6 +523,8 @@ def render_html(
         Cutoff of the EPC/EFD/EPD/EILD bar chart; default the largest one with such records.
     charts : mapping, optional
         PNG bytes from :func:`render_charts`, when the caller also writes them as files.
+    gate : mapping, optional
+        The run's ``gate.json`` (``receval.results.gate.load_gate``): shown as its own section.
     """
     title = title or f"receval report — {run.run_id}"
     sections = [
@@ -482,6 +537,7 @@ def render_html(
         "<p class=lead>One row per metric definition <code>metric[relevance,discount]</code>, one column per "
         "algorithm. The best value of each row is in bold (higher is better for every metric shown).</p>",
         _summary_html(summary, digits),
+        gate_section_html(gate, digits),
     ]
     charts = render_charts(summary, cutoff=cutoff, run=run) if charts is None else charts
     if "novelty_diversity.png" in charts:
