@@ -128,7 +128,23 @@ def format_number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-class Discount:
+class _NamedModel:
+    """Value semantics of a model from its :attr:`name`, which encodes its parameters: two models
+    of one class and one name are interchangeable (they share per-batch caches and summary keys)."""
+
+    name: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.name == other.name  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class Discount(_NamedModel):
     """A rank discount ``disc(k)`` for 1-based rank k (RankSys ``RankingDiscountModel``).
 
     A discount is a small value object: subclasses set :attr:`name` (which encodes their
@@ -178,15 +194,6 @@ class Discount:
         w = np.asarray(self.weights(max(n, 1)), dtype=np.float64)[gap - 1]
         np.fill_diagonal(w, 0.0)
         return w
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.name == other.name  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.name))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
 
 
 class NoDiscount(Discount):
@@ -267,7 +274,7 @@ def discount(kind: str, base: float = DEFAULT_EXP_BASE) -> Discount:
     return ExpDiscount(base) if kind == "exp" else DISCOUNTS[kind]()
 
 
-class ItemNovelty:
+class ItemNovelty(_NamedModel):
     """An item novelty model ``nov(i | u)`` (RankSys ``ItemNovelty``), the factor EPC, EFD and EPD
     differ in.
 
@@ -297,15 +304,6 @@ class ItemNovelty:
         if key not in per_batch:
             per_batch[key] = per_item[self][np.where(batch.valid, batch.idx, 0)]
         return per_batch[key]
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.name == other.name  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.name))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
 
 
 class PopularityComplement(ItemNovelty):
