@@ -427,3 +427,12 @@ def test_status_knows_every_step_template_of_the_workflow():
         subcommand = container["args"][0]
         if subcommand in STEP_TEMPLATES:
             assert known.get(t["name"]) == subcommand, f"template {t['name']} ({subcommand}) unknown to status"
+
+
+def test_cluster_commands_take_algorithms_and_cutoffs_as_every_command_does(capsys):
+    """--algorithm and --cutoff repeat and take comma lists in submit/schedule/render, as in run."""
+    code, out, err = run_cli(["submit", "--store", "s3://evals/receval", "--run-id", "r1", "--dry-run",
+                              "--algorithm", "pop", "--algorithm", "ub,ib", "--cutoff", "5", "--cutoff", "10,20"], capsys)
+    assert code == 0, err
+    params = {p["name"]: p["value"] for p in yaml.safe_load(out)["spec"]["arguments"]["parameters"]}
+    assert json.loads(params["algorithms"]) == ["pop", "ub", "ib"] and params["cutoffs"] == "5,10,20", params

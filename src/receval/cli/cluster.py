@@ -13,6 +13,8 @@ from typing import Any
 
 import typer
 
+from receval.cli._common import algorithm_option, cutoff_option, split_list
+
 _KUBE = "Cluster connection"
 _PIPE = "Pipeline parameters"
 
@@ -28,6 +30,10 @@ def _kube_options() -> dict[str, Any]:
 def _params(**values: Any) -> Any:
     from receval.cluster.manifests import PipelineParameters
 
+    # --algorithm and --cutoff repeat and take comma lists, as in every other command
+    for name in ("algorithms", "cutoffs"):
+        if isinstance(values.get(name), (list, tuple)):
+            values[name] = ",".join(split_list(values[name])) or None
     return PipelineParameters.from_text(**values)
 
 
@@ -85,8 +91,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", envvar="RECEVAL_DATASET", help="Built-in dataset (used when --config is not given).", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", envvar="RECEVAL_CONFIG_URI", help="Run configuration URI, read by prepare.", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", envvar="RECEVAL_SHARDS", help="User shards of the predict/evaluate fan-outs.", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithm", "-a", envvar="RECEVAL_ALGORITHMS", help="Comma-separated algorithms, e.g. pop,ub.", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoff", "-k", envvar="RECEVAL_CUTOFFS", help="Comma-separated cutoffs, e.g. 5,10,20.", rich_help_panel=_PIPE),
+        algorithms: list[str] = algorithm_option("Algorithms, e.g. pop,ub", envvar="RECEVAL_ALGORITHMS", rich_help_panel=_PIPE),
+        cutoffs: list[str] = cutoff_option(envvar="RECEVAL_CUTOFFS", rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", envvar="RECEVAL_IMAGE_REGISTRY", help="Registry/namespace of the receval images.", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", envvar="RECEVAL_IMAGE_TAG", help="Tag of the receval images.", rich_help_panel=_PIPE),
         image_digest: list[str] = typer.Option(None, "--image-digest", envvar="RECEVAL_IMAGE_DIGEST", help="STEP=sha256:HEX (repeatable, or comma-separated): pull that step's image by digest.", rich_help_panel=_PIPE),
@@ -175,8 +181,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithm", "-a", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
+        algorithms: list[str] = algorithm_option(rich_help_panel=_PIPE),
+        cutoffs: list[str] = cutoff_option(rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
         image_digest: list[str] = typer.Option(None, "--image-digest", help="STEP=sha256:HEX (repeatable).", rich_help_panel=_PIPE),
@@ -305,8 +311,8 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", rich_help_panel=_PIPE),
         config: str = typer.Option(None, "--config", rich_help_panel=_PIPE),
         shards: int = typer.Option(None, "--shards", rich_help_panel=_PIPE),
-        algorithms: str = typer.Option(None, "--algorithm", "-a", rich_help_panel=_PIPE),
-        cutoffs: str = typer.Option(None, "--cutoff", "-k", rich_help_panel=_PIPE),
+        algorithms: list[str] = algorithm_option(rich_help_panel=_PIPE),
+        cutoffs: list[str] = cutoff_option(rich_help_panel=_PIPE),
         image_registry: str = typer.Option(None, "--image-registry", rich_help_panel=_PIPE),
         image_tag: str = typer.Option(None, "--image-tag", rich_help_panel=_PIPE),
         image_digest: list[str] = typer.Option(None, "--image-digest", help="STEP=sha256:HEX (repeatable).", rich_help_panel=_PIPE),
