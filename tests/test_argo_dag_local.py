@@ -216,7 +216,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
     # The same configuration through `receval run` into another prefix of the same bucket.
     reference = subprocess.run(
         [sys.executable, "-m", "receval", "run", "--config", str(config_file), "--store", f"s3://{bucket}/local",
-         "--run-id", "local-run", "--shards", str(SHARDS), "--cutoffs", ",".join(map(str, CUTOFFS)),
+         "--run-id", "local-run", "--shards", str(SHARDS), "--cutoff", ",".join(map(str, CUTOFFS)),
          "--workers", "1", "--format", "json"],
         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **code_env(), **server.env()},
         capture_output=True, text=True, timeout=STEP_TIMEOUT,

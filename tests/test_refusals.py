@@ -247,7 +247,7 @@ def test_a_failed_overwrite_keeps_the_previous_result(inputs, tmp_path, capsys):
 
 def test_a_tampered_model_object_is_one_line_naming_it(tmp_path, capsys):
     store = str(tmp_path / "store")
-    code, err = cli(capsys, "prepare", "--store", store, "--run-id", "r", "--cutoffs", "5")
+    code, err = cli(capsys, "prepare", "--store", store, "--run-id", "r", "--cutoff", "5")
     assert code == 0, err
     code, err = cli(capsys, "train", "--store", store, "--run-id", "r", "--algorithm", "pop")
     assert code == 0, err

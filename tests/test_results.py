@@ -439,7 +439,7 @@ def test_cli_compare_two_algorithms_matches_scipy(store_root, capsys):
 def test_cli_compare_one_algorithm_in_two_runs(store_root, tmp_path, capsys):
     code, out, err = cli(
         capsys, "results", "compare", str(store_root), "2024-05-01-nightly", "2024-05-02-nightly",
-        "--format", "json", "--metrics", "precision", "--bootstrap", "200",
+        "--format", "json", "--metric", "precision", "--bootstrap", "200",
     )  # fmt: skip
     assert code == 0, err
     both = json.loads(out)
@@ -524,7 +524,7 @@ def test_cli_on_an_s3_store(store_root, rclone_server, monkeypatch, capsys):
         ("2024-05-03-nightly", "partial"), ("2024-05-02-nightly", "complete"),
         ("2024-05-01-nightly", "complete"), ("2024-04-30-broken", "failed"),
     ]  # fmt: skip
-    code, out, err = cli(capsys, "results", "show", uri, "latest", "--endpoint-url", endpoint, "--format", "json", "--metrics", "eild")
+    code, out, err = cli(capsys, "results", "show", uri, "latest", "--endpoint-url", endpoint, "--format", "json", "--metric", "eild")
     assert code == 0, err
     frame = per_user_of(store_root, "2024-05-02-nightly", "ibknn")
     assert {r["algorithm"]: r["value"] for r in json.loads(out)}["ibknn"] == pytest.approx(frame["eild[binary,exp]@5"].mean())

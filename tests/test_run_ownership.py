@@ -125,16 +125,16 @@ def receval(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 def test_prepare_with_another_configuration_exits_2_naming_run_and_owner(tmp_path: Path):
     store = str(tmp_path / "store")
-    first = receval("prepare", "--store", store, "--run-id", "r1", "--cutoffs", "5")
+    first = receval("prepare", "--store", store, "--run-id", "r1", "--cutoff", "5")
     assert first.returncode == 0, first.stderr
     before = (tmp_path / "store" / "runs" / "r1" / "run.json").read_bytes()
-    second = receval("prepare", "--store", store, "--run-id", "r1", "--cutoffs", "7")
+    second = receval("prepare", "--store", store, "--run-id", "r1", "--cutoff", "7")
     assert second.returncode == 2, second.stderr
     line = second.stderr.strip().splitlines()[-1]
     assert line.startswith("receval: error: run r1 ") and "owned by another configuration" in line
     assert f"pid {json.loads(before)['owner']['pid']}" in line  # names the owner
     assert (tmp_path / "store" / "runs" / "r1" / "run.json").read_bytes() == before  # nothing touched
-    same = receval("prepare", "--store", store, "--run-id", "r1", "--cutoffs", "5")
+    same = receval("prepare", "--store", store, "--run-id", "r1", "--cutoff", "5")
     assert same.returncode == 0, same.stderr
 
 

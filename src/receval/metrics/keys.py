@@ -210,7 +210,7 @@ def split_keys(text: str | Iterable[str] | None) -> list[str]:
     return [p for p in (x.strip() for x in parts) if p]
 
 
-def match_columns(columns: Iterable[str], selectors: Iterable[str | MetricKey], *, what: str = "--metrics") -> list[str]:
+def match_columns(columns: Iterable[str], selectors: Iterable[str | MetricKey], *, what: str = "--metric") -> list[str]:
     """The columns named by complete keys that any selector matches, in selector order.
 
     A selector that matches no column is a :class:`ConfigError` listing the columns.

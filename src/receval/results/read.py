@@ -464,4 +464,4 @@ def match_metric_columns(columns: Iterable[str], selectors: Iterable[str]) -> li
     ``ndcg@10``); a selector that matches no column is a :class:`~receval.errors.ConfigError`
     listing the columns (:func:`~receval.metrics.keys.match_columns`).
     """
-    return match_columns(columns, selectors, what="--metrics")
+    return match_columns(columns, selectors, what="--metric")

@@ -272,7 +272,7 @@ def compare_per_user(
             missing = [m for m in metrics if m not in frame.columns]
             if missing:
                 raise ConfigError(
-                    f"--metrics: {', '.join(missing)} not among the per-user values of {side}"
+                    f"--metric: {', '.join(missing)} not among the per-user values of {side}"
                     f" (available: {', '.join(map(str, frame.columns))})"
                 )
     if not metrics:
