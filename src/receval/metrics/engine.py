@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from receval import __version__
+from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
 from receval.data.schema import harmonise_id_types
@@ -278,8 +279,8 @@ class PartialState:
             "notes": self.notes,
         }
         return {
-            "per_user.parquet": _parquet_bytes(self.per_user),
-            "exposure.parquet": _parquet_bytes(self.exposure),
+            "per_user.parquet": parquet_bytes(self.per_user),
+            "exposure.parquet": parquet_bytes(self.exposure),
             "partial.json": (json.dumps(meta, indent=2) + "\n").encode(),
         }
 
@@ -307,12 +308,6 @@ class PartialState:
             raise InputError(f"{source}: incomplete partial state (missing {exc.args[0]})") from None
         except (ValueError, OSError) as exc:
             raise InputError(f"{source}: unreadable partial state: {str(exc).splitlines()[0]}") from None
-
-
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
 
 
 def _in_threads(fn: Callable, items: Iterable, threads: int):

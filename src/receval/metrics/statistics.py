@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from receval.data.frames import parquet_bytes
 from receval.errors import InputError
 
 FORMAT = "receval-statistics/1"
@@ -171,8 +172,8 @@ class GlobalStatistics:
              "weight": pd.Series(dtype=np.float64)})
         return {
             "statistics.json": (json.dumps(meta, indent=2) + "\n").encode(),
-            "item_statistics.parquet": _parquet(items),
-            "features.parquet": _parquet(features),
+            "item_statistics.parquet": parquet_bytes(items),
+            "features.parquet": parquet_bytes(features),
         }
 
     @classmethod
@@ -197,12 +198,6 @@ class GlobalStatistics:
             raise InputError(f"{source}: incomplete global statistics (missing {exc.args[0]})") from None
         except (ValueError, OSError) as exc:
             raise InputError(f"{source}: unreadable global statistics: {str(exc).splitlines()[0]}") from None
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
 
 
 __all__ = ["GlobalStatistics", "frame_digest"]

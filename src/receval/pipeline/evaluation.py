@@ -9,12 +9,12 @@ removed, and the ``_SUCCESS`` marker, which says which kind the folder holds, co
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import pandas as pd
 
+from receval.data.frames import parquet_bytes
 from receval.errors import InputError
 from receval.metrics.engine import PartialState, merge
 from receval.storage import MARKER, Store, join
@@ -25,12 +25,6 @@ SUMMARY_FILE = "summary.json"
 SUMMARY_TABLE_FILE = "summary.parquet"
 PER_USER_FILE = "per_user.parquet"
 RESULT_FILES = (SUMMARY_FILE, SUMMARY_TABLE_FILE, PER_USER_FILE)
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
 
 
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
@@ -67,8 +61,8 @@ def write_results(
     """
     records = state.summary() if records is None else records
     objects = {
-        PER_USER_FILE: _parquet(state.per_user),
-        SUMMARY_TABLE_FILE: _parquet(summary_frame(records)),
+        PER_USER_FILE: parquet_bytes(state.per_user),
+        SUMMARY_TABLE_FILE: parquet_bytes(summary_frame(records)),
         SUMMARY_FILE: (json.dumps(records, indent=2) + "\n").encode(),
     }
     store.publish(prefix, objects, {"kind": "summary", "users": state.n_users, **(extra or {})},

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 
 from receval import names
-from receval.errors import ConfigError, InputError
+from receval.errors import InputError
 from receval.metrics.sharding import Shard
 from receval.storage import MARKER, join
 

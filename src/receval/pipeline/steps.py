@@ -27,6 +27,7 @@ import pandas as pd
 
 from receval.config import DatasetConfig, RunConfig
 from receval.data.partitioned import combine_files
+from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of
 from receval.metrics.statistics import GlobalStatistics
@@ -356,7 +357,7 @@ def prepare_part(store: Store, run_id: str, config: RunConfig, part: Shard, *, f
     statistics = GlobalStatistics.of(train, test).with_features(features)
     objects = {join("statistics", name): data for name, data in statistics.to_objects().items()}
     if items is not None:
-        objects["items.parquet"] = _parquet(items)
+        objects["items.parquet"] = parquet_bytes(items)
     marker = {"kind": "prepare-part", "layout": layout.LAYOUT_VERSION, "part": str(part), "shards": buckets,
               "config": _config_digest(config), "dataset": facts, "train": len(train), "test": len(test)}
     store.publish(prefix, objects, marker)
@@ -449,14 +450,6 @@ def _split(ratings: pd.DataFrame, config: RunConfig) -> tuple[pd.DataFrame, pd.D
     from receval.data.split import split
 
     return split(ratings, config.split.method, **config.split.params())
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------ train

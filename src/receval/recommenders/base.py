@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError, ReceValError, StoreError
 from receval.metrics.sharding import Shard, shard_of
 from receval.storage import Store, join
@@ -163,9 +164,7 @@ def _npz_load(data: bytes) -> dict[str, np.ndarray | sp.csr_matrix]:
 
 
 def _ids_bytes(ids: pd.Index) -> bytes:
-    buf = io.BytesIO()
-    pd.DataFrame({"id": ids.to_numpy()}).to_parquet(buf, index=False)
-    return buf.getvalue()
+    return parquet_bytes(pd.DataFrame({"id": ids.to_numpy()}))
 
 
 def _ids_load(data: bytes) -> pd.Index:

@@ -119,9 +119,9 @@ class Store(ABC):
         return pd.read_parquet(io.BytesIO(self.read_bytes(key)), columns=columns)
 
     def write_parquet(self, key: str, frame: pd.DataFrame) -> None:
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        self.write_bytes(key, buf.getvalue())
+        from receval.data.frames import parquet_bytes
+
+        self.write_bytes(key, parquet_bytes(frame))
 
     def delete_prefix(self, prefix: str) -> None:
         for key in self.list(prefix):
