@@ -8,6 +8,7 @@ command that needs them.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 
@@ -85,7 +86,41 @@ def _register_all() -> None:
         module.register(app)
 
 
+def reflow(text: str | None) -> str | None:
+    """Join the hard-wrapped lines of each help paragraph, so the terminal wraps them at its width.
+
+    Typer's rich mode keeps every newline; help written at 110 columns then reads as ragged halves
+    at 80. Lines indented by two spaces (examples) and bullet lines keep their own line.
+    """
+    if not text:
+        return text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            verbatim = line.startswith("  ") or line.lstrip().startswith(("- ", "* "))
+            if lines and not verbatim and not lines[-1].startswith("  ") and line.strip():
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def _reflow_all(typer_app: typer.Typer) -> None:
+    typer_app.info.help = reflow(typer_app.info.help)
+    for command in typer_app.registered_commands:
+        doc = command.help if command.help is not None else (command.callback.__doc__ if command.callback else None)
+        command.help = reflow(doc)
+    for group in typer_app.registered_groups:
+        if group.help is not None:
+            group.help = reflow(group.help)
+        if group.typer_instance is not None:
+            _reflow_all(group.typer_instance)
+
+
 _register_all()
+_reflow_all(app)
 
 
 def fail(message: str, code: int = 2) -> None:
