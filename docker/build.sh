@@ -13,7 +13,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
-version="$(python3 -c 'import re,sys; print(re.search(r"__version__ = \"(.+?)\"", open(sys.argv[1]).read()).group(1))' "$repo/src/receval/__init__.py")"
+version="$(python3 -c 'import re,sys; print(re.search(r"__version__ = \"(.+?)\"", open(sys.argv[1]).read()).group(1))' "$repo/src/receval/_version.py")"
 engine="" tag="$version" registry="ghcr.io/receval" base_image="" wheelhouse="" push=0 extra=()
 
 while [[ $# -gt 0 ]]; do

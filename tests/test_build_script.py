@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-VERSION = re.search(r'__version__ = "(.+?)"', (REPO / "src" / "receval" / "__init__.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "(.+?)"', (REPO / "src" / "receval" / "_version.py").read_text()).group(1)
 DEFAULT_BASE = re.search(r"^ARG BASE_IMAGE=(.+)$", (REPO / "docker" / "Dockerfile").read_text(), re.M).group(1)
 
 FAKE_ENGINE = r"""#!/usr/bin/env python3

@@ -46,7 +46,7 @@ TAG = "smoke"
 STEPS = ("train", "predict", "evaluate")
 UID = "10001"  # the manifests' runAsUser
 TOOLS = ("buildah", "podman", "debootstrap", "runc")
-VERSION = re.search(r'__version__ = "(.+?)"', (REPO / "src" / "receval" / "__init__.py").read_text()).group(1)
+VERSION = re.search(r'__version__ = "(.+?)"', (REPO / "src" / "receval" / "_version.py").read_text()).group(1)
 
 
 def image(step: str) -> str:

@@ -8,7 +8,7 @@ The library entry point is :func:`receval.evaluate` (see ``docs/python-api.md``)
 first use, so that ``import receval`` stays fast.
 """
 
-__version__ = "0.1.0"
+from receval._version import __version__
 
 __all__ = ["Evaluation", "__version__", "evaluate"]
 

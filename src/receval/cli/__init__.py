@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from receval import __version__
+from receval._version import __version__
 from receval.errors import ReceValError
 
 def _flags_take_no_value() -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from receval import __version__
+from receval._version import __version__
 from receval.config import RunConfig
 from receval.experiments.findings import RunValues, Verdict, compare_with_mf, judge
 from receval.results.stats import Comparison

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from receval import __version__
+from receval._version import __version__
 from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError
 from receval.metrics import system

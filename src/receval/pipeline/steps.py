@@ -57,7 +57,7 @@ def versions() -> dict[str, str]:
     import pyarrow
     import scipy
 
-    from receval import __version__
+    from receval._version import __version__
 
     return {
         "receval": __version__, "python": platform.python_version(), "numpy": np.__version__,

@@ -178,7 +178,7 @@ def _user_part_name(part: Shard) -> str:
 def _versions() -> dict[str, str]:
     import scipy
 
-    from receval import __version__
+    from receval._version import __version__
 
     return {"receval": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__}
 

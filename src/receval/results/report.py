@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from receval import __version__
+from receval._version import __version__
 from receval.errors import ConfigError, StoreError
 from receval.results.read import RunInfo
 from receval.results.tables import format_value, wide_tables
