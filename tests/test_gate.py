@@ -23,7 +23,8 @@ from scipy import stats as sstats
 
 from receval.config import RunConfig
 from receval.errors import ConfigError
-from receval.results.gate import config_fingerprint, parse_rule, split_rules
+from receval.metrics.rules import parse_rule, split_rules
+from receval.results.gate import config_fingerprint
 
 METRICS = ["precision", "ndcg", "epc[none,none]", "eild[binary,exp]", "gini"]
 NDCG = "ndcg[ndcg,log]@10"

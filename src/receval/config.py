@@ -162,7 +162,7 @@ class AlgorithmConfig(_Section):
 
     @model_validator(mode="after")
     def _check(self) -> AlgorithmConfig:
-        from receval.pipeline.layout import check_name
+        from receval.names import check_label
         from receval.recommenders import make
 
         self.name = self.name.strip().lower()
@@ -171,7 +171,7 @@ class AlgorithmConfig(_Section):
             raise ValueError(f"params.seed = {seed!r}: seeds are non-negative integers")
         try:
             make(self.name, **self.params)  # unknown names and parameters fail here, not in a pod
-            check_name(self.label or self.name, "label")
+            check_label(self.label or self.name, "label")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         if self.label is None:
@@ -238,8 +238,8 @@ class GateSection(_Section):
     @field_validator("rules", mode="before")
     @classmethod
     def _parsed(cls, value: Any) -> Any:
-        # The rule grammar has one owner, the gate; imported here only to check the texts.
-        from receval.results.gate import parse_rules
+        # The rule grammar has one owner, beside the metric keys; imported here only to check the texts.
+        from receval.metrics.rules import parse_rules
 
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list):

@@ -474,7 +474,7 @@ def _isnat(value: Any) -> bool:
 def _gate_rules(rule_texts: list[str] | None, config: str | None, store_obj, run_id: str, endpoint_url: str | None):
     """(rules, gate section or None): --rule wins over --config's gate section, which wins over the run's own."""
     from receval.config import RunConfig, read_document
-    from receval.results.gate import parse_rules
+    from receval.metrics.rules import parse_rules
     from receval.results.read import read_run_info
 
     section = None

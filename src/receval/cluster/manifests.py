@@ -190,7 +190,7 @@ class PipelineParameters:
                 raise ConfigError(f"--image-digest {step}=...: the images are {', '.join(IMAGES)}")
             names.check_image_digest(digest, f"--image-digest {step}=")
         if self.gate_rules:
-            from receval.results.gate import parse_rules
+            from receval.metrics.rules import parse_rules
 
             parse_rules(self.gate_rules, source="--gate-rules")  # a bad rule fails now, not after the run
             if "'" in self.gate_rules:  # the template's `when` quotes the parameter in single quotes
