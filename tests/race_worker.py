@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
                 steps.prepare_step(store, run_id, config)
                 steps.train_step(store, run_id, config.labels[0])
             else:
-                result = run_local(config, store_uri, run_id=run_id, workers=1, progress=False)
+                result = run_local(config, store_uri, run_id=run_id, workers=1)
                 line["values"] = {
                     f"{r.get('algorithm')}|{r['metric']}|{r.get('relevance')}|{r.get('discount')}|{r.get('cutoff')}":
                         r["value"] for r in result.records if r.get("kind", "metric") == "metric"

@@ -49,7 +49,7 @@ def finished(tmp_path_factory) -> tuple[LocalStore, str, RunConfig, list[dict]]:
     """One complete small run (every step called in this process), shared by read-only tests."""
     store = LocalStore(tmp_path_factory.mktemp("finished"))
     config = small_config()
-    result = run_local(config, store.uri, run_id="small", workers=1, progress=False)
+    result = run_local(config, store.uri, run_id="small", workers=1)
     return store, "small", config, result.records
 
 
@@ -319,17 +319,29 @@ def test_mark_failed_records_the_reason_but_leaves_a_complete_run(store, finishe
 def test_run_local_records_a_failure_in_run_json(store):
     config = small_config(algorithms=["cb"], dataset={"name": "table", "table": {"path": "missing.csv"}})
     with pytest.raises(InputError, match="missing.csv"):
-        run_local(config, store.uri, run_id="broken", workers=1, progress=False)
+        run_local(config, store.uri, run_id="broken", workers=1)
     meta = store.read_json(layout.run_json_key("broken"))
     assert meta["status"] == "failed" and "missing.csv" in meta["failure"]
 
 
 def test_run_local_refuses_to_resume_a_run_with_another_configuration(finished):
     store, run_id, config, records = finished
-    again = run_local(config, store.uri, run_id=run_id, workers=1, progress=False)
+    again = run_local(config, store.uri, run_id=run_id, workers=1)
     assert again.records == records  # same configuration: resumed, nothing recomputed
     with pytest.raises(ConfigError, match="another configuration"):
-        run_local(small_config(shards=2), store.uri, run_id=run_id, workers=1, progress=False)
+        run_local(small_config(shards=2), store.uri, run_id=run_id, workers=1)
+
+
+def test_run_local_reports_progress_through_the_callback_it_is_given(finished):
+    store, run_id, config, _ = finished
+    calls: list[tuple[str, int, int]] = []
+    run_local(config, store.uri, run_id=run_id, workers=1, progress=lambda *call: calls.append(call))
+    tasks = {"train": len(config.labels), "predict": len(config.labels) * config.shards,
+             "evaluate": len(config.labels) * config.shards}
+    for step, total in tasks.items():
+        mine = [c for c in calls if c[0] == step]
+        assert mine == [(step, done, total) for done in range(total + 1)]
+    assert {c[0] for c in calls} == set(tasks)
 
 
 # ------------------------------------------------------------------------------------------------ commands

@@ -59,7 +59,7 @@ def sixteen_shards_equal_one(store: LocalStore, config: RunConfig) -> list[dict]
     every algorithm in the same folder (it reads all 16 buckets), and compare recommendations and
     every summary value."""
     run_id = "e2e"
-    sixteen = run_local(config, store.uri, run_id=run_id, workers=2, progress=False).records
+    sixteen = run_local(config, store.uri, run_id=run_id, workers=2).records
     for label in config.labels:
         steps.predict_step(store, run_id, label, Shard(0, 1))
         steps.evaluate_step(store, run_id, label, Shard(0, 1))
@@ -113,7 +113,7 @@ def fanned_out_prepare_equals(store: LocalStore, reference: list[dict], config: 
     ours, theirs = store.read_json(layout.run_json_key("fan")), store.read_json(layout.run_json_key("e2e"))
     for count in ("users", "items", "train", "test", "test_users", "train_users"):  # exact over the parts
         assert ours["dataset"][count] == theirs["dataset"][count], count
-    fanned = run_local(fan_config, store.uri, run_id="fan", workers=2, progress=False).records
+    fanned = run_local(fan_config, store.uri, run_id="fan", workers=2).records
     for label in labels:
         if label not in BATCH_DEPENDENT:
             pd.testing.assert_frame_equal(all_lists(store, "fan", label, shards), all_lists(store, "e2e", label, 1))

@@ -292,7 +292,7 @@ def test_shards_of_different_data_still_refuse_to_merge(tmp_path: Path):
         test.loc[0, "rating"] += bump  # one test rating differs, in one shard only
         uris = export(folder, train[["user", "item", "rating"]], test[["user", "item", "rating"]], files=2)
         config = RunConfig.from_mapping({"dataset": {"name": "splits", "splits": uris}, **base})
-        run_local(config, store.uri, run_id=run, workers=1, progress=False)
+        run_local(config, store.uri, run_id=run, workers=1)
     changed = Shard(int(shard_of(test["user"].iloc[[0]], 2)[0]), 2)
     other = Shard(1 - changed.index, 2)
     parts = [(store, layout.metrics_shard_prefix("a", "pop", changed)),

@@ -96,7 +96,7 @@ def test_identical_runs_on_one_run_id_both_succeed_with_the_same_values(tmp_path
     store = LocalStore(tmp_path / "store")
     cfg = config(seed=3)
     results = race(store.uri, [cfg, cfg], "same", 3, "run", interval=1.5)
-    reference = run_local(RunConfig.from_mapping(cfg), store.uri, run_id="reference", workers=1, progress=False)
+    reference = run_local(RunConfig.from_mapping(cfg), store.uri, run_id="reference", workers=1)
     expected = {f"{r.get('algorithm')}|{r['metric']}|{r.get('relevance')}|{r.get('discount')}|{r.get('cutoff')}":
                 r["value"] for r in reference.records if r.get("kind", "metric") == "metric"}
     for a, b in zip(*results):
@@ -205,7 +205,7 @@ def test_when_mark_failed_fails_too_the_first_error_is_reported(tmp_path: Path, 
                 proc.wait(timeout=10)
 
         with pytest.raises(StoreError) as info:
-            run_local(RunConfig.from_mapping(TINY), f"s3://{bucket}/x", run_id="gone", workers=1, progress=False,
+            run_local(RunConfig.from_mapping(TINY), f"s3://{bucket}/x", run_id="gone", workers=1,
                       store_options=server.store_options(), on_stage=kill_server)
     # the train step's failure, not mark-failed's own (which names run.json)
     assert "/models/" in str(info.value), str(info.value)

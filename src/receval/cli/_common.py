@@ -218,6 +218,33 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
         yield update
 
 
+@contextlib.contextmanager
+def step_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """The ``progress`` of :func:`receval.pipeline.local.run_local`: a rich bar per step (train, predict,
+    evaluate) on a terminal; nothing on a pipe, where the stage lines are the log.
+
+    Yields ``update(step, done, total)``; ``done = 0`` starts the step's bar afresh (the next run of an
+    experiment).
+    """
+    if not enabled or not stderr_is_terminal():
+        yield lambda step, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = bars.add_task(step, total=total)
+            elif done == 0:
+                bars.reset(tasks[step], total=total)
+            bars.update(tasks[step], completed=done, total=total)
+
+        yield update
+
+
 def pipeline_log_lines() -> None:
     """Log the pipeline's stage lines (``receval.pipeline`` INFO) on stderr in this process.
 

@@ -45,7 +45,7 @@ def paper(
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes.", show_default="all cores"),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help="S3 endpoint (MinIO, SeaweedFS, Ceph).", show_default="$AWS_ENDPOINT_URL"),
 ) -> None:
-    from receval.cli._common import console, pipeline_log_lines, split_list
+    from receval.cli._common import console, pipeline_log_lines, split_list, step_bars
     from receval.experiments.paper import run_experiment
 
     # each run's prepare and aggregate lines name its dataset: above and below its bars on a terminal,
@@ -54,7 +54,9 @@ def paper(
 
     names = tuple(split_list(datasets))
     options = {"endpoint_url": endpoint_url} if endpoint_url else None
-    results = run_experiment(data_dir, store, out, names, shards=shards, workers=workers, store_options=options)
+    with step_bars() as progress:
+        results = run_experiment(data_dir, store, out, names, shards=shards, workers=workers, progress=progress,
+                                 store_options=options)
     for r in results:
         console.print(f"{r.dataset}: run {r.run_id} in {r.seconds:.0f} s")
         for verdict in r.verdicts():

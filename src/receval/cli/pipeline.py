@@ -14,7 +14,7 @@ import typer
 
 from receval.cli._common import (
     algorithm_option, cutoff_option, err_console, fit_tables, flag, int_list, log_line, out_console, output_width,
-    pipeline_log_lines, print_tables, split_list, stderr_is_terminal,
+    pipeline_log_lines, print_tables, split_list, stderr_is_terminal, step_bars,
 )
 
 _STEP = "Step options"
@@ -243,8 +243,9 @@ def run_command(
     overrides = flag_overrides(dataset=dataset, data_dir=data_dir, algorithms=split_list(algorithms) or None,
                                cutoffs=parse_cutoffs(cutoffs), shards=shards)
     cfg = load_config(config, overrides, **_store_options(endpoint_url))
-    result = run_local(cfg, store, run_id=run_id, workers=workers, progress=True,
-                       store_options=_store_options(endpoint_url), on_stage=_stage_reporter(cfg))
+    with step_bars() as progress:
+        result = run_local(cfg, store, run_id=run_id, workers=workers, progress=progress,
+                           store_options=_store_options(endpoint_url), on_stage=_stage_reporter(cfg))
     from receval.pipeline import layout
 
     where = f"{result.store_uri.rstrip('/')}/{layout.summary_key(result.run_id)}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def _variants(tuned_mf: dict[str, Any], tuned_explicit: dict[str, Any], tuned_ub
 
 
 def study(dataset: str, data_dir: str | None, store: str, workers: int | None = None,
-          progress: bool = False, grids: dict[str, dict[str, list[Any]]] | None = None) -> DatasetStudy:
+          progress: Callable[[str, int, int], None] | None = None, grids: dict[str, dict[str, list[Any]]] | None = None) -> DatasetStudy:
     """Tune on validation, then run every variant through the pipeline on the test split.
 
     ``grids`` replaces the grids by variant (``mf``, ``mf-explicit``, ``ub``); default :data:`GRIDS`.

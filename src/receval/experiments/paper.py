@@ -26,6 +26,7 @@ import html
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,13 @@ def run_experiment(
     datasets: tuple[str, ...] = DATASETS,
     shards: int = 4,
     workers: int | None = None,
-    progress: bool = True,
+    progress: Callable[[str, int, int], None] | None = None,
     store_options: dict[str, Any] | None = None,
 ) -> list[DatasetResult]:
-    """Run every dataset through the pipeline and write the report into ``out``."""
+    """Run every dataset through the pipeline and write the report into ``out``.
+
+    ``progress`` is handed to each run (:data:`receval.pipeline.local.ProgressCallback`).
+    """
     from receval.pipeline.local import run_local
     from receval.pipeline.steps import read_run
     from receval.results.read import load_per_user

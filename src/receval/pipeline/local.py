@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,24 +42,21 @@ class RunResult:
 
 # ------------------------------------------------------------------------------------------------ tasks
 
-_STORES: dict[tuple[str, tuple], Any] = {}
-
-
-def _store(uri: str, options: dict[str, Any]):
-    """One opened store per worker process (an S3 client is worth reusing across tasks)."""
-    from receval.storage import open_store
-
-    key = (uri, tuple(sorted(options.items())))
-    if key not in _STORES:
-        _STORES[key] = open_store(uri, **options)
-    return _STORES[key]
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(step, done, total)``: called with ``done = 0`` for each of "train", "predict" and
+"evaluate" when the steps start, then after each finished task of that step."""
 
 
 def _task(kind: str, uri: str, options: dict[str, Any], run_id: str, algorithm: str, shard: tuple[int, int] | None):
-    """Run one step in a worker; module-level so that it pickles by reference."""
-    from receval.pipeline import steps
+    """Run one step in a worker; module-level so that it pickles by reference.
 
-    store = _store(uri, options)
+    Each task opens its store: a task is minutes of work on a shard, an opened store (an S3 client)
+    milliseconds, and nothing opened outlives the task in a process-wide cache.
+    """
+    from receval.pipeline import steps
+    from receval.storage import open_store
+
+    store = open_store(uri, **options)
     if kind == "train":
         return steps.train_step(store, run_id, algorithm)
     part = Shard(*shard)  # type: ignore[misc]
@@ -88,40 +84,6 @@ class _InlineExecutor(Executor):
         return future
 
 
-# ------------------------------------------------------------------------------------------------ progress
-
-
-class _Bars:
-    """Three rich progress bars (train, predict, evaluate) on stderr, only on a terminal."""
-
-    def __init__(self, enabled: bool, totals: dict[str, int]):
-        self._progress = None
-        self._tasks: dict[str, Any] = {}
-        if not enabled or not sys.stderr.isatty():
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from receval.cli._common import err_console  # presentation only; steps never print
-
-        self._progress = Progress(TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=err_console, transient=True)
-        for name, total in totals.items():
-            self._tasks[name] = self._progress.add_task(name, total=total)
-
-    def __enter__(self) -> _Bars:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def advance(self, name: str) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._tasks[name])
-
-
 # ------------------------------------------------------------------------------------------------ runner
 
 
@@ -130,7 +92,7 @@ def run_local(
     store_uri: str,
     run_id: str | None = None,
     workers: int | None = None,
-    progress: bool = True,
+    progress: ProgressCallback | None = None,
     *,
     store_options: dict[str, Any] | None = None,
     on_stage: Callable[[str], None] | None = None,
@@ -144,7 +106,8 @@ def run_local(
     run_id : default ``YYYYMMDD-HHMMSS-<dataset>`` (UTC). An existing run id resumes that run; its
         configuration must be the same.
     workers : processes (default ``os.cpu_count()``); 1 runs every step in this process.
-    progress : show progress bars on stderr when it is a terminal.
+    progress : called as tasks finish (:data:`ProgressCallback`); the CLI passes its progress bars.
+        Steps never print; what progress looks like is the caller's.
     store_options : passed to :func:`receval.storage.open_store` (``endpoint_url``...).
     on_stage : called with "prepare", "steps", "aggregate" as the run enters each stage.
     """
@@ -175,9 +138,11 @@ def run_local(
             stage("steps")
             totals = {"train": len(labels), "predict": len(labels) * len(shards),
                       "evaluate": len(labels) * len(shards)}
-            with _Bars(progress, totals) as bars, _executor(workers, sum(totals.values())) as pool:
-                _schedule(pool, bars, store_uri, options, run_id,
-                          labels, shards)
+            report = progress or (lambda step, done, total: None)
+            for step, total in totals.items():
+                report(step, 0, total)
+            with _executor(workers, sum(totals.values())) as pool:
+                _schedule(pool, _Counter(report, totals), store_uri, options, run_id, labels, shards)
             stage("aggregate")
             records = steps.aggregate_step(store, run_id, algorithms=labels, shards=config.shards)
     except RunOwnedError:
@@ -275,7 +240,19 @@ def _executor(workers: int, tasks: int) -> Executor:
     return ProcessPoolExecutor(max_workers=min(workers, tasks), mp_context=context, initializer=_init_worker)
 
 
-def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], run_id: str, labels: list[str],
+class _Counter:
+    """Counts finished tasks per step for the progress callback."""
+
+    def __init__(self, report: ProgressCallback, totals: dict[str, int]):
+        self._report, self._totals = report, totals
+        self._done = dict.fromkeys(totals, 0)
+
+    def advance(self, step: str) -> None:
+        self._done[step] += 1
+        self._report(step, self._done[step], self._totals[step])
+
+
+def _schedule(pool: Executor, finished_tasks: _Counter, uri: str, options: dict[str, Any], run_id: str, labels: list[str],
               shards: list[Shard]) -> None:
     """Submit train tasks, then each algorithm's predict shards when it is trained, then each
     shard's evaluation when its predictions exist; the first failure cancels what is queued."""
@@ -295,7 +272,7 @@ def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], ru
             for future in finished:
                 kind, label, shard = pending.pop(future)
                 future.result()  # re-raises the step's error here
-                bars.advance(kind)
+                finished_tasks.advance(kind)
                 if kind == "train":
                     for part in shards:
                         submit("predict", label, part)
@@ -318,4 +295,4 @@ def _schedule(pool: Executor, bars: _Bars, uri: str, options: dict[str, Any], ru
         raise
 
 
-__all__ = ["RunResult", "Terminated", "run_local"]
+__all__ = ["ProgressCallback", "RunResult", "Terminated", "run_local"]
