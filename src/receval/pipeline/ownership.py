@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 from receval.config import RunConfig
@@ -29,6 +30,11 @@ from receval.storage import Store
 
 #: How long a lease is left to settle before it is read back (stores without conditional PUT).
 LEASE_SETTLE_SECONDS = float(os.environ.get("RECEVAL_LEASE_SETTLE_SECONDS", "1.0"))
+
+
+def now() -> str:
+    """UTC time as ISO 8601 (``2024-05-01T12:00:00+00:00``), the format of run.json timestamps."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class RunOwnedError(ConfigError):
@@ -77,8 +83,6 @@ def claim_run(store: Store, run_id: str, config: RunConfig) -> dict[str, Any]:
     entry of the run (ours, or that of the identical run we join). Raises :class:`RunOwnedError`
     when another configuration owns it.
     """
-    from receval.pipeline.steps import now
-
     key = layout.run_json_key(run_id)
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": secrets.token_hex(8), "since": now()}
     ours = {"layout": layout.LAYOUT_VERSION, "run_id": run_id, "status": "running", "created": owner["since"],

@@ -32,7 +32,7 @@ from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
-from receval.pipeline.ownership import claim_run
+from receval.pipeline.ownership import claim_run, now
 from receval.storage import MARKER, Store, join, open_store
 
 log = logging.getLogger("receval.pipeline")
@@ -42,11 +42,6 @@ REC_COLUMNS = ("user", "item", "rank", "score")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def now() -> str:
-    """UTC time as ISO 8601 (``2024-05-01T12:00:00+00:00``), the format of run.json timestamps."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _open(store: Store | str) -> Store:

@@ -502,7 +502,7 @@ class Recommender(ABC):
 
     @classmethod
     def _from_objects(cls, read: Any, where: str, shard: Shard | None = None) -> Recommender:
-        from receval.recommenders import make
+        from receval.recommenders.registry import make
 
         try:
             meta = json.loads(read(MODEL_FILE))

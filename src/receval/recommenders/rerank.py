@@ -60,7 +60,7 @@ class Reranker(Recommender):
         candidates: int = 100,
         base_params: Mapping[str, Any] | None = None,
     ):
-        from receval.recommenders import make
+        from receval.recommenders.registry import make
 
         if not (np.isfinite(lambda_) and 0.0 <= lambda_ <= 1.0):
             raise ConfigError(f"{self.name}: lambda_ = {lambda_}: must be within 0..1")

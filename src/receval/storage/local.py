@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from receval.errors import StoreError
-from receval.storage import TMP_SUFFIX, Store, is_temp_name, shown_key, temp_name
+from receval.storage.base import TMP_SUFFIX, Store, is_temp_name, shown_key, temp_name
 
 #: A temporary file whose writer cannot be identified (another host, an older name) counts as a
 #: crashed write's leftover once it is this old.

@@ -30,7 +30,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from receval.errors import ConfigError, StoreError, TransientStoreError
-from receval.storage import Store, is_temp_name, join, shown_key, temp_name
+from receval.storage.base import Store, is_temp_name, join, shown_key, temp_name
 
 MiB = 1024 * 1024
 
