@@ -144,8 +144,11 @@ def test_unknown_dataset_name_lists_the_known_ones():
         load_dataset("ml-3k")
 
 
-def test_synthetic_by_name():
-    ds = load_dataset("synthetic")
+def test_synthetic_by_name_is_the_runs_dataset_not_a_loaders():
+    from receval.config import DatasetConfig
+    from receval.pipeline.steps import load_configured_dataset
+
+    ds = load_configured_dataset(DatasetConfig(name="synthetic"))
     assert ds.name == "synthetic" and ds.n_users == 2000
 
 

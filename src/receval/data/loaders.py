@@ -15,66 +15,19 @@ line naming the path and, for a missing dataset, how to get it.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from receval.data import datasets as registry
+from receval.data.dataset import Dataset, empty_features
 from receval.data.schema import _ids, _numeric, _Source, harmonise_id_types
 from receval.errors import ConfigError, InputError
 
-DATASET_NAMES = (*registry.ARCHIVES, "synthetic")
+DATASET_NAMES = tuple(registry.ARCHIVES)
 
 _NO_GENRE = "(no genres listed)"
-
-
-def _empty_features() -> pd.DataFrame:
-    return pd.DataFrame({"item": pd.Series(dtype=np.int64), "feature": pd.Series(dtype=str),
-                         "weight": pd.Series(dtype=np.float64)})
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """A loaded dataset: interactions, item features and item titles.
-
-    Parameters
-    ----------
-    name : str
-        Dataset name (``ml-100k``, a file name for :func:`load_table`).
-    ratings : DataFrame
-        ``user, item, rating[, timestamp]``, one row per (user, item).
-    features : DataFrame
-        ``item, feature, weight``; empty when the source has none.
-    items : DataFrame
-        ``item, title``.
-    implicit : bool
-        True when ``rating`` is an interaction strength (play count) rather than a graded judgement.
-    """
-
-    name: str
-    ratings: pd.DataFrame
-    features: pd.DataFrame = field(default_factory=_empty_features)
-    items: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"item": [], "title": []}))
-    implicit: bool = False
-
-    @property
-    def n_users(self) -> int:
-        return int(self.ratings["user"].nunique())
-
-    @property
-    def n_items(self) -> int:
-        """Distinct items that have at least one rating."""
-        return int(self.ratings["item"].nunique())
-
-    @property
-    def has_timestamps(self) -> bool:
-        return "timestamp" in self.ratings.columns
-
-    def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, ratings={len(self.ratings)}, users={self.n_users}, "
-                f"items={self.n_items}, features={self.features['feature'].nunique()}, implicit={self.implicit})")
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -354,7 +307,7 @@ def load_table(
         pos = int(np.flatnonzero(dup)[0])
         raise InputError(f"{src.name}: {src.row(pos)}: user {_plain(out['user'].iloc[pos])!r} has item "
                          f"{_plain(out['item'].iloc[pos])!r} more than once")
-    feats = features if features is not None else _empty_features()
+    feats = features if features is not None else empty_features()
     # a CSV of features (text ids) beside Parquet interactions (integer ids): one id space, as text
     out, feats = harmonise_id_types(out, feats, column="item")
     items = pd.DataFrame({"item": pd.unique(out["item"])})
@@ -384,18 +337,17 @@ def load_features_table(
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, include_tags: bool = False) -> Dataset:
-    """Load a dataset by name: ``ml-100k``, ``ml-latest-small``, ``ml-1m``, ``ml-10m``, ``ml-20m``, ``ml-25m``,
-    ``ml-32m``, ``lastfm-2k`` or ``synthetic`` (the default :func:`~receval.data.synthetic.synthetic_dataset`).
+    """Load a public dataset by name: ``ml-100k``, ``ml-latest-small``, ``ml-1m``, ``ml-10m``, ``ml-20m``,
+    ``ml-25m``, ``ml-32m`` or ``lastfm-2k``. Synthetic data comes from
+    :func:`receval.data.synthetic.synthetic_dataset` (a run's ``dataset: synthetic`` is resolved by
+    :func:`receval.pipeline.steps.load_configured_dataset`).
 
     ``data_dir`` (default ``$RECEVAL_DATA`` or ``~/.cache/receval``) holds one folder per dataset
     (``ml-100k/``, ``hetrec2011-lastfm-2k/``...) or is itself the dataset's folder.
     """
-    if name == "synthetic":
-        from receval.data.synthetic import synthetic_dataset
-
-        return synthetic_dataset()
     if name not in registry.ARCHIVES:
-        raise ConfigError(f"unknown dataset '{name}' (known: {', '.join(DATASET_NAMES)})")
+        raise ConfigError(f"unknown dataset '{name}' (known: {', '.join(DATASET_NAMES)}; synthetic data: "
+                          "receval.data.synthetic.synthetic_dataset)")
     entry = registry.ARCHIVES[name]
     folder = registry.dataset_folder(name, data_dir)
     if folder is None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from receval.data.loaders import Dataset
+from receval.data.dataset import Dataset
 from receval.errors import ConfigError
 
 CHUNK_USERS = 20_000
