@@ -10,7 +10,8 @@ import receval
 from receval.data.synthetic import synthetic_dataset
 from receval.errors import ConfigError
 from receval.metrics import registry
-from receval.metrics.engine import EvaluationConfig, PartialState, evaluate
+from receval.metrics.engine import EvaluationConfig, evaluate
+from receval.pipeline.evaluation import partial_from_objects, partial_objects
 from receval.metrics.models import Discount, ExpDiscount, ItemNovelty, Relevance
 from receval.metrics.spec import MetricSpec, make_spec, parse_specs
 
@@ -112,7 +113,7 @@ def test_exp_bases_coexist_in_one_run_and_default_keys_stay(frames):
 def test_model_parameters_survive_the_partial_state(frames):
     specs = parse_specs(["epc[background(0.25),exp(0.5)]@3", "efd[binary,exp]@10"], CUTOFFS)
     state = _run(frames, specs, background=0.1)
-    back = PartialState.from_objects(state.to_objects())
+    back = partial_from_objects(partial_objects(state))
     assert [s.key for s in back.specs] == ["epc[background(0.25),exp(0.5)]@3", "efd[binary,exp]@10"]
     assert back.specs == state.specs
     assert back.summary() == state.summary()
@@ -121,7 +122,7 @@ def test_model_parameters_survive_the_partial_state(frames):
 def test_unregistered_custom_discount_in_a_partial_state_is_refused_by_name(frames):
     state = _run(frames, [MetricSpec("epc", 3, Relevance("binary"), Geometric())])
     with pytest.raises(ConfigError, match="unknown discount 'geometric'"):
-        PartialState.from_objects(state.to_objects())
+        partial_from_objects(partial_objects(state))
 
 
 def test_a_new_item_novelty_model_is_a_metric(frames):

@@ -241,12 +241,14 @@ class Evaluation:
 
     def to_json(self) -> str:
         """The partial state as one JSON text (its Parquet parts base64-encoded: exact)."""
-        objects = self.state.to_objects()
+        from receval.pipeline.evaluation import partial_objects
+
+        objects = partial_objects(self.state)
         return json.dumps({"format": _FORMAT, "objects": {k: base64.b64encode(v).decode() for k, v in objects.items()}})
 
     @classmethod
     def from_json(cls, text: str) -> Evaluation:
-        from receval.metrics.engine import PartialState
+        from receval.pipeline.evaluation import partial_from_objects
 
         try:
             payload = json.loads(text)
@@ -255,7 +257,7 @@ class Evaluation:
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise InputError("not a receval evaluation (expected the text of Evaluation.to_json())")
         objects = {k: base64.b64decode(v) for k, v in payload["objects"].items()}
-        return cls(PartialState.from_objects(objects, "evaluation"))
+        return cls(partial_from_objects(objects, "evaluation"))
 
     @classmethod
     def merge(cls, parts: Iterable[Evaluation | str]) -> Evaluation:

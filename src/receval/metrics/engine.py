@@ -18,7 +18,6 @@ list for a non-test user is not averaged and is counted in the data-quality repo
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -29,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from receval._version import __version__
-from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
 from receval.data.schema import harmonise_id_types
@@ -263,12 +261,14 @@ class PartialState:
         ]
         return out
 
-    # -- serialization ---------------------------------------------------------------------------
-    def to_objects(self) -> dict[str, bytes]:
-        """The files of a partial state: ``partial.json``, ``per_user.parquet``, ``exposure.parquet``."""
-        meta = {
-            "format": "receval-partial/1",
-            "receval": __version__,
+    # -- plain data ------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the two frames, as JSON-able values; :meth:`from_metadata` rebuilds the state.
+
+        Which bytes a state becomes (JSON, Parquet) is the pipeline's choice
+        (:func:`receval.pipeline.evaluation.partial_objects`): the metrics do no I/O.
+        """
+        return {
             "config": self.config,
             "specs": [_spec_dict(s) for s in self.specs],
             "fingerprint": self.fingerprint,
@@ -278,36 +278,23 @@ class PartialState:
             "universe": self.universe,
             "notes": self.notes,
         }
-        return {
-            "per_user.parquet": parquet_bytes(self.per_user),
-            "exposure.parquet": parquet_bytes(self.exposure),
-            "partial.json": (json.dumps(meta, indent=2) + "\n").encode(),
-        }
 
     @classmethod
-    def from_objects(cls, objects: dict[str, bytes], source: str = "partial") -> PartialState:
-        try:
-            meta = json.loads(objects["partial.json"])
-            if meta.get("format") != "receval-partial/1":
-                raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
-            cfg = EvaluationConfig.from_dict(meta["config"])
-            specs = [_spec_from_dict(s, cfg) for s in meta["specs"]]
-            return cls(
-                config=meta["config"],
-                specs=specs,
-                fingerprint=meta["fingerprint"],
-                shard_count=meta["shard_count"],
-                shards=list(meta["shards"]),
-                per_user=pd.read_parquet(io.BytesIO(objects["per_user.parquet"])),
-                exposure=pd.read_parquet(io.BytesIO(objects["exposure.parquet"])),
-                counts=meta["counts"],
-                universe=int(meta["universe"]),
-                notes=list(meta.get("notes", [])),
-            )
-        except KeyError as exc:
-            raise InputError(f"{source}: incomplete partial state (missing {exc.args[0]})") from None
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{source}: unreadable partial state: {str(exc).splitlines()[0]}") from None
+    def from_metadata(cls, meta: dict[str, Any], per_user: pd.DataFrame, exposure: pd.DataFrame) -> PartialState:
+        """The state of :meth:`metadata` and the two frames (KeyError names a missing entry)."""
+        cfg = EvaluationConfig.from_dict(meta["config"])
+        return cls(
+            config=meta["config"],
+            specs=[_spec_from_dict(s, cfg) for s in meta["specs"]],
+            fingerprint=meta["fingerprint"],
+            shard_count=meta["shard_count"],
+            shards=list(meta["shards"]),
+            per_user=per_user,
+            exposure=exposure,
+            counts=meta["counts"],
+            universe=int(meta["universe"]),
+            notes=list(meta.get("notes", [])),
+        )
 
 
 def _in_threads(fn: Callable, items: Iterable, threads: int):

@@ -11,7 +11,8 @@ Metrics of one user read her own train profile and test rows, plus a few dataset
 :class:`GlobalStatistics` holds exactly these, in O(items) memory, plus a digest of the data that
 shards compare before they are merged. It is a pure value: built from full frames
 (:meth:`GlobalStatistics.of`), or merged from the statistics of disjoint parts of the data
-(:meth:`GlobalStatistics.merge`), and (de)serialised to bytes — never read from a store here.
+(:meth:`GlobalStatistics.merge`), and handed over as plain data; its bytes and the store are the
+pipeline's (:mod:`receval.pipeline.evaluation`).
 
 Exactness of the merge. Every item-level field adds up over *any* partition of the rows: counts are
 sums, the catalogue is a union, the largest rating a max, the digest a sum of row hashes modulo 2^64.
@@ -23,8 +24,6 @@ from the union of the parts' user lists) instead of letting :meth:`merge` add th
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,10 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from receval.data.frames import parquet_bytes
-from receval.errors import InputError
-
-FORMAT = "receval-statistics/1"
 _MASK64 = (1 << 64) - 1
 
 
@@ -155,49 +150,35 @@ class GlobalStatistics:
             "max_test_rating": None if np.isnan(self.max_test_rating) else self.max_test_rating,
         }
 
-    # -- serialisation ---------------------------------------------------------------------------
-    def to_objects(self) -> dict[str, bytes]:
-        """``statistics.json``, ``item_statistics.parquet`` and ``features.parquet``."""
-        meta = {
-            "format": FORMAT,
+    # -- plain data ------------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """The scalar fields as JSON-able values; the item table and the features are :meth:`item_table`
+        and ``features``. Their bytes are the pipeline's (:func:`receval.pipeline.evaluation.statistics_objects`)."""
+        return {
             "n_train_users": self.n_train_users,
             "n_test_users": self.n_test_users,
             "max_test_rating": None if np.isnan(self.max_test_rating) else self.max_test_rating,
             "digest": {k: list(v) for k, v in self.digest.items()},
             "has_features": self.features is not None,
         }
-        items = pd.DataFrame({"item": self.items, "train_interactions": self.train_interactions})
-        features = self.features if self.features is not None else pd.DataFrame(
-            {"item": pd.Series(dtype=items["item"].dtype), "feature": pd.Series(dtype=object),
-             "weight": pd.Series(dtype=np.float64)})
-        return {
-            "statistics.json": (json.dumps(meta, indent=2) + "\n").encode(),
-            "item_statistics.parquet": parquet_bytes(items),
-            "features.parquet": parquet_bytes(features),
-        }
+
+    def item_table(self) -> pd.DataFrame:
+        """``item, train_interactions``: the catalogue and its train counts."""
+        return pd.DataFrame({"item": self.items, "train_interactions": self.train_interactions})
 
     @classmethod
-    def from_objects(cls, objects: dict[str, bytes], source: str = "statistics") -> GlobalStatistics:
-        try:
-            meta = json.loads(objects["statistics.json"])
-            if meta.get("format") != FORMAT:
-                raise InputError(f"{source}: not receval global statistics (format {meta.get('format')!r})")
-            items = pd.read_parquet(io.BytesIO(objects["item_statistics.parquet"]))
-            features = pd.read_parquet(io.BytesIO(objects["features.parquet"])) if meta["has_features"] else None
-            rating = meta["max_test_rating"]
-            return cls(
-                items=items["item"].to_numpy(),
-                train_interactions=items["train_interactions"].to_numpy(np.float64),
-                n_train_users=int(meta["n_train_users"]),
-                n_test_users=int(meta["n_test_users"]),
-                max_test_rating=float("nan") if rating is None else float(rating),
-                features=features if features is not None and len(features) else None,
-                digest={k: (int(v[0]), int(v[1])) for k, v in meta["digest"].items()},
-            )
-        except KeyError as exc:
-            raise InputError(f"{source}: incomplete global statistics (missing {exc.args[0]})") from None
-        except (ValueError, OSError) as exc:
-            raise InputError(f"{source}: unreadable global statistics: {str(exc).splitlines()[0]}") from None
+    def from_metadata(cls, meta: dict[str, Any], items: pd.DataFrame, features: pd.DataFrame | None) -> GlobalStatistics:
+        """The statistics of :meth:`metadata`, :meth:`item_table` and the features (KeyError names a missing entry)."""
+        rating = meta["max_test_rating"]
+        return cls(
+            items=items["item"].to_numpy(),
+            train_interactions=items["train_interactions"].to_numpy(np.float64),
+            n_train_users=int(meta["n_train_users"]),
+            n_test_users=int(meta["n_test_users"]),
+            max_test_rating=float("nan") if rating is None else float(rating),
+            features=features if features is not None and len(features) else None,
+            digest={k: (int(v[0]), int(v[1])) for k, v in meta["digest"].items()},
+        )
 
 
 __all__ = ["GlobalStatistics", "frame_digest"]

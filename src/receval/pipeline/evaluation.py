@@ -1,5 +1,12 @@
-"""Evaluation outputs in a store: the partial state of a shard, or the final summary and per-user
-values. Shared by ``receval evaluate``/``merge`` (files) and the pipeline's evaluate/aggregate steps.
+"""Evaluation inputs and outputs as bytes and in a store: the run's global statistics, the partial
+state of a shard, or the final summary and per-user values. Shared by ``receval evaluate``/``merge``
+(files) and the pipeline's prepare/evaluate/aggregate steps.
+
+The global statistics are three objects: ``statistics.json`` (format ``receval-statistics/1``),
+``item_statistics.parquet`` and ``features.parquet``. A partial state is three objects: ``partial.json`` (its metadata, format ``receval-partial/1``),
+``per_user.parquet`` and ``exposure.parquet``. The encoding lives here, not in the metrics, which
+hand over plain data (:meth:`~receval.metrics.engine.PartialState.metadata`,
+:meth:`~receval.metrics.statistics.GlobalStatistics.metadata`) and do no I/O.
 
 Outputs are published so that a crash never leaves a folder that looks complete and a failed
 overwrite never loses the previous result: every object is written aside first, then swapped in,
@@ -9,16 +16,22 @@ removed, and the ``_SUCCESS`` marker, which says which kind the folder holds, co
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from receval._version import __version__
 from receval.data.frames import parquet_bytes
 from receval.errors import InputError
 from receval.metrics.engine import PartialState, merge
+from receval.metrics.statistics import GlobalStatistics
 from receval.storage import MARKER, Store, join
 
+STATISTICS_FORMAT = "receval-statistics/1"
+PARTIAL_FORMAT = "receval-partial/1"
 PARTIAL_FILES = ("partial.json", "per_user.parquet", "exposure.parquet")
 # The result files of an evaluation folder (``receval evaluate --out``, ``metrics/<algorithm>/``)
 SUMMARY_FILE = "summary.json"
@@ -27,9 +40,61 @@ PER_USER_FILE = "per_user.parquet"
 RESULT_FILES = (SUMMARY_FILE, SUMMARY_TABLE_FILE, PER_USER_FILE)
 
 
+def statistics_objects(statistics: GlobalStatistics) -> dict[str, bytes]:
+    """``statistics.json``, ``item_statistics.parquet`` and ``features.parquet``."""
+    items = statistics.item_table()
+    features = statistics.features if statistics.features is not None else pd.DataFrame(
+        {"item": pd.Series(dtype=items["item"].dtype), "feature": pd.Series(dtype=object),
+         "weight": pd.Series(dtype=np.float64)})
+    return {
+        "statistics.json": (json.dumps({"format": STATISTICS_FORMAT, **statistics.metadata()}, indent=2) + "\n").encode(),
+        "item_statistics.parquet": parquet_bytes(items),
+        "features.parquet": parquet_bytes(features),
+    }
+
+
+def statistics_from_objects(objects: dict[str, bytes], source: str = "statistics") -> GlobalStatistics:
+    """The statistics of :func:`statistics_objects`; an unreadable one is an InputError naming ``source``."""
+    try:
+        meta = json.loads(objects["statistics.json"])
+        if meta.get("format") != STATISTICS_FORMAT:
+            raise InputError(f"{source}: not receval global statistics (format {meta.get('format')!r})")
+        items = pd.read_parquet(io.BytesIO(objects["item_statistics.parquet"]))
+        features = pd.read_parquet(io.BytesIO(objects["features.parquet"])) if meta["has_features"] else None
+        return GlobalStatistics.from_metadata(meta, items, features)
+    except KeyError as exc:
+        raise InputError(f"{source}: incomplete global statistics (missing {exc.args[0]})") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{source}: unreadable global statistics: {str(exc).splitlines()[0]}") from None
+
+
+def partial_objects(state: PartialState) -> dict[str, bytes]:
+    """The files of a partial state: ``partial.json``, ``per_user.parquet``, ``exposure.parquet``."""
+    meta = {"format": PARTIAL_FORMAT, "receval": __version__, **state.metadata()}
+    return {
+        "per_user.parquet": parquet_bytes(state.per_user),
+        "exposure.parquet": parquet_bytes(state.exposure),
+        "partial.json": (json.dumps(meta, indent=2) + "\n").encode(),
+    }
+
+
+def partial_from_objects(objects: dict[str, bytes], source: str = "partial") -> PartialState:
+    """The state of :func:`partial_objects`; an unreadable or incomplete one is an InputError naming ``source``."""
+    try:
+        meta = json.loads(objects["partial.json"])
+        if meta.get("format") != PARTIAL_FORMAT:
+            raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
+        return PartialState.from_metadata(meta, pd.read_parquet(io.BytesIO(objects["per_user.parquet"])),
+                                          pd.read_parquet(io.BytesIO(objects["exposure.parquet"])))
+    except KeyError as exc:
+        raise InputError(f"{source}: incomplete partial state (missing {exc.args[0]})") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{source}: unreadable partial state: {str(exc).splitlines()[0]}") from None
+
+
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
     """Publish a shard's partial state under ``prefix``, replacing any evaluation written there before."""
-    store.publish(prefix, state.to_objects(), {"kind": "partial", "shards": state.shards, **(extra or {})},
+    store.publish(prefix, partial_objects(state), {"kind": "partial", "shards": state.shards, **(extra or {})},
                   remove=RESULT_FILES)
 
 
@@ -47,7 +112,7 @@ def read_partial(store: Store, prefix: str) -> PartialState:
         raise InputError(
             f"{where}: not a partial state but {what}: merge the folders of `receval evaluate --shard I/N`"
         )
-    return PartialState.from_objects({name: store.read_bytes(join(prefix, name)) for name in PARTIAL_FILES}, where)
+    return partial_from_objects({name: store.read_bytes(join(prefix, name)) for name in PARTIAL_FILES}, where)
 
 
 def write_results(

@@ -32,6 +32,7 @@ from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
+from receval.pipeline.evaluation import statistics_from_objects, statistics_objects
 from receval.pipeline.ownership import claim_run, now
 from receval.storage import MARKER, Store, join, open_store
 
@@ -104,7 +105,7 @@ def read_statistics(store: Store | str, run_id: str) -> GlobalStatistics:
 def _read_statistics(store: Store, prefix: str) -> GlobalStatistics:
     names = [key.rsplit("/", 1)[-1] for key in store.list(prefix)]
     objects = {name: store.read_bytes(join(prefix, name)) for name in names if name != MARKER}
-    return GlobalStatistics.from_objects(objects, store.url(prefix))
+    return statistics_from_objects(objects, store.url(prefix))
 
 
 def _check_bucket(frame: pd.DataFrame, bucket: Shard, where: str) -> None:
@@ -350,7 +351,7 @@ def prepare_part(store: Store, run_id: str, config: RunConfig, part: Shard, *, f
             users = pd.DataFrame({"user": pd.unique(rows["user"])})
             store.write_parquet(layout.part_users_key(run_id, part, table, bucket), users)
     statistics = GlobalStatistics.of(train, test).with_features(features)
-    objects = {join("statistics", name): data for name, data in statistics.to_objects().items()}
+    objects = {join("statistics", name): data for name, data in statistics_objects(statistics).items()}
     if items is not None:
         objects["items.parquet"] = parquet_bytes(items)
     marker = {"kind": "prepare-part", "layout": layout.LAYOUT_VERSION, "part": str(part), "shards": buckets,
@@ -420,7 +421,7 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
     items_key = layout.part_items_key(run_id, parts[0])
     items = (store.read_parquet(items_key) if store.exists(items_key)
              else pd.DataFrame({"item": statistics.items}))
-    for name, data in statistics.to_objects().items():
+    for name, data in statistics_objects(statistics).items():
         store.write_bytes(join(layout.statistics_prefix(run_id), name), data)
     store.write_parquet(layout.items_key(run_id), items)
     facts = markers[0].get("dataset", {})
