@@ -35,6 +35,7 @@ import pod_security  # noqa: E402
 from test_manifests import _kubectl  # noqa: E402
 
 from receval.cluster import manifests  # noqa: E402
+from tests import argo_dag  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARGOEXEC = "quay.io/argoproj/argoexec:v3.7.18"
@@ -62,7 +63,7 @@ def shipped_executor() -> dict[str, Any]:
 
 def _substitute(value: Any, scope: dict[str, str]) -> Any:
     if isinstance(value, str):
-        return manifests._substitute(value, scope)
+        return argo_dag._substitute(value, scope)
     if isinstance(value, list):
         return [_substitute(v, scope) for v in value]
     if isinstance(value, dict):

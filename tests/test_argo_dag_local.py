@@ -1,6 +1,6 @@
 """The Argo WorkflowTemplate's pods, run on this machine: manifests and code cannot drift apart.
 
-The step commands come from the RENDERED template (``receval.cluster.manifests.pipeline_steps``:
+The step commands come from the RENDERED template (``receval.cluster.argo_dag.pipeline_steps``:
 the DAG's fan-outs expanded, ``when`` evaluated, parameters substituted), and each runs as a
 subprocess with the environment its pod would get: the template's literal values, the S3 keys
 through the ``receval-s3`` Secret's keys, the endpoint and region through the ``receval-config``
@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from receval.cluster import manifests
+from tests import argo_dag
 from receval.config import RunConfig
 from tests.s3_servers import S3Server
 
@@ -42,7 +43,7 @@ CUTOFFS = (5, 10)  # the template hands these to prepare as RECEVAL_CUTOFFS, ove
 STEP_TIMEOUT = 180
 
 
-def pod_env(template: dict[str, Any], step: manifests.PipelineStep, server: S3Server, pod_tmp: Path) -> dict[str, str]:
+def pod_env(template: dict[str, Any], step: argo_dag.PipelineStep, server: S3Server, pod_tmp: Path) -> dict[str, str]:
     """The environment of the pod that runs ``step``, resolved as the kubelet would.
 
     ``value`` entries come from the rendered step; ``secretKeyRef`` from the receval-s3 Secret
@@ -110,7 +111,7 @@ def _resource_field(container: dict[str, Any], ref: dict[str, Any]) -> int:
     return max(1, math.ceil(cores))
 
 
-def run_pod(step: manifests.PipelineStep, env: dict[str, str]) -> None:
+def run_pod(step: argo_dag.PipelineStep, env: dict[str, str]) -> None:
     # The container's command is the `receval` entry point; run it with this interpreter.
     assert step.argv[0] == "receval", step.argv
     result = subprocess.run([sys.executable, "-m", "receval", *step.argv[1:]], env=env, capture_output=True,
@@ -118,14 +119,14 @@ def run_pod(step: manifests.PipelineStep, env: dict[str, str]) -> None:
     assert result.returncode == 0, f"{step.task}: exit {result.returncode}\n{result.stderr}"
 
 
-def fan_out_waves(steps: list[manifests.PipelineStep]) -> list[list[list[manifests.PipelineStep]]]:
+def fan_out_waves(steps: list[argo_dag.PipelineStep]) -> list[list[list[argo_dag.PipelineStep]]]:
     """The steps as waves of concurrent branches, as Argo schedules them.
 
     Consecutive steps under the same top-level DAG task form one wave; the children of a fan-out
     (``algorithm(pop)``, ``algorithm(ub)``, ...) depend on nothing of each other, so each is a
     branch that runs its own steps in their order, beside the other branches.
     """
-    waves: list[dict[str, list[manifests.PipelineStep]]] = []
+    waves: list[dict[str, list[argo_dag.PipelineStep]]] = []
     last_task = None
     for step in steps:
         top = step.task.split(".")[0]
@@ -183,7 +184,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
         run_id="argo-run", store=f"s3://{bucket}/argo", config_uri=f"s3://{bucket}/configs/small.yaml",
         shards=SHARDS, cutoffs=CUTOFFS, algorithms=tuple(defaults),
     )
-    steps = manifests.pipeline_steps(template, params)
+    steps = argo_dag.pipeline_steps(template, params)
     # The DAG, written out by hand: prepare (from the config: its one part, prepare-parts = 1 by
     # default, then the finish), per algorithm train → predict shards → evaluate shards, then aggregate.
     expected = [["prepare", "0/1"], ["prepare", "finish"]]
@@ -200,7 +201,7 @@ def test_pods_of_the_rendered_template_give_the_values_of_receval_run(rclone_ser
 
     assert [coordinates(s.argv) for s in steps] == expected
 
-    def run_branch(branch: list[manifests.PipelineStep]) -> None:
+    def run_branch(branch: list[argo_dag.PipelineStep]) -> None:
         for step in branch:
             # One emptyDir per pod, as on the cluster.
             run_pod(step, pod_env(template, step, server, tmp_path / "pods" / step.task))
@@ -255,7 +256,7 @@ def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_serve
         if "container" in t and t["container"]["args"][0] == command
         and t["name"] not in ("prepare-from-config", "prepare-finish")
     ]  # fmt: skip
-    step = manifests.PipelineStep(task=command, argv=("receval", command),
+    step = argo_dag.PipelineStep(task=command, argv=("receval", command),
                                   env={e["name"]: e["value"] for e in container["env"] if "value" in e})
     env = pod_env(template, step, rclone_server, tmp_path)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
@@ -267,7 +268,7 @@ def test_every_step_pod_gets_credentials_and_endpoint(command: str, rclone_serve
 GATE_RULES = "ndcg@10: drop <= 0.005 at p < 0.05; precision@10: drop <= 2%"
 
 
-def run_gate_pod(step: manifests.PipelineStep, env: dict[str, str], termination_log: Path) -> subprocess.CompletedProcess:
+def run_gate_pod(step: argo_dag.PipelineStep, env: dict[str, str], termination_log: Path) -> subprocess.CompletedProcess:
     """The gate pod; the kubelet's /dev/termination-log is a file of the test."""
     argv = [str(termination_log) if a == "/dev/termination-log" else a for a in step.argv[1:]]
     return subprocess.run([sys.executable, "-m", "receval", *argv], env=env, capture_output=True, text=True,
@@ -294,7 +295,7 @@ def test_gate_step_of_the_rendered_template_fails_the_night_that_regressed(rclon
         # What `receval submit` creates and what a GitOps render ships, against the real schemas.
         assert_valid(manifests.workflow(params, namespace="receval"), "workflow with gate-rules")
         assert_valid(manifests.configured_workflow_template(params, namespace="receval"), "template with gate-rules")
-        steps = manifests.pipeline_steps(template, params)
+        steps = argo_dag.pipeline_steps(template, params)
         # prepare part 0/1 and its finish, one algorithm on one shard, aggregate, then the gate
         assert [s.argv[1] for s in steps] == ["prepare", "prepare", "train", "predict", "evaluate", "aggregate", "results"]
         gate = steps[-1]

@@ -19,6 +19,7 @@ from schema_validation import assert_valid  # noqa: E402
 
 from receval.cli import main  # noqa: E402
 from receval.cluster import manifests  # noqa: E402
+from tests import argo_dag  # noqa: E402
 
 NS = "receval"
 ARGO = f"/apis/argoproj.io/v1alpha1/namespaces/{NS}"
@@ -387,8 +388,8 @@ def test_image_digests_pin_the_pods_images(tmp_path, capsys):
     params = {p["name"]: p["value"] for p in yaml.safe_load(out)["spec"]["arguments"]["parameters"]}
     assert params["evaluate-image-digest"] == f"@{digest}"
     template = manifests.workflow_template()
-    (evaluate,) = manifests.pipeline_steps(template, {**params, "shards": "1", "algorithms": '["pop"]'})[-2:-1]
-    images = {t["name"]: manifests._substitute(t["container"]["image"], {f"workflow.parameters.{k}": v for k, v in
+    (evaluate,) = argo_dag.pipeline_steps(template, {**params, "shards": "1", "algorithms": '["pop"]'})[-2:-1]
+    images = {t["name"]: argo_dag._substitute(t["container"]["image"], {f"workflow.parameters.{k}": v for k, v in
               (manifests._template_defaults(template) | params).items()}) for t in template["spec"]["templates"] if "container" in t}  # fmt: skip
     assert images["evaluate"] == f"ghcr.io/receval/receval-evaluate:0.1.0@{digest}"
     assert images["train"] == "ghcr.io/receval/receval-train:0.1.0"

@@ -309,6 +309,7 @@ def test_severity_orders_the_worst_regression():
 def test_the_nightly_submission_carries_the_gate_rules(tmp_path: Path):
     """CronJob → `receval submit` (options from the receval-config ConfigMap) → Workflow parameter gate-rules."""
     from receval.cluster import manifests
+    from tests import argo_dag
 
     configmap = manifests.load_document("k8s/base/configmap.yaml")["data"]
     defaults = {p["name"]: p.get("value") for p in manifests.workflow_template()["spec"]["arguments"]["parameters"]}
@@ -321,7 +322,7 @@ def test_the_nightly_submission_carries_the_gate_rules(tmp_path: Path):
     (workflow,) = [d for d in yaml.safe_load_all(done.stdout) if d]
     parameters = {p["name"]: p["value"] for p in workflow["spec"]["arguments"]["parameters"]}
     assert parameters["gate-rules"] == rules
-    steps = manifests.pipeline_steps(manifests.workflow_template(), parameters)
+    steps = argo_dag.pipeline_steps(manifests.workflow_template(), parameters)
     assert steps[-1].argv[1:3] == ("results", "gate") and steps[-2].argv[1] == "aggregate"
     params = manifests.PipelineParameters(gate_rules=rules)
     assert manifests.configmap(params)["data"]["RECEVAL_GATE_RULES"] == rules

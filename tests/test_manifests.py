@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from schema_validation import argo_errors, assert_valid, kubernetes_errors  # noqa: E402
 
 from receval.cluster import manifests  # noqa: E402
+from tests import argo_dag  # noqa: E402
 from receval.errors import ConfigError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_wheel_ships_the_manifests(tmp_path):
 
 def test_step_commands_follow_the_dag():
     params = manifests.PipelineParameters(run_id="r1", store="s3://evals/x", shards=2, algorithms=("pop", "ub"))
-    commands = manifests.step_commands(manifests.workflow_template(), params)
+    commands = argo_dag.step_commands(manifests.workflow_template(), params)
     common = ["--store", "s3://evals/x", "--run-id", "r1"]
     # Written out by hand from the issue: prepare, then per algorithm train → 2 predict shards → 2 evaluate
     # shards, then aggregate; dataset defaults to the template's synthetic data (the images ship no
@@ -120,23 +121,23 @@ def test_step_commands_follow_the_dag():
     expected.append(["receval", "aggregate", *common])
     assert commands == expected
 
-    with_config = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x", "config-uri": "s3://evals/c.yaml"})
+    with_config = argo_dag.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x", "config-uri": "s3://evals/c.yaml"})
     prepare = ["receval", "prepare", "--store", "s3://evals/x", "--run-id", "r2", "--config", "s3://evals/c.yaml"]
     # from a config, prepare fans out over prepare-parts (default 1) pods, then one finish
     assert with_config[:2] == [[*prepare, "--part", "0/1"], [*prepare, "--finish"]]
     # 7 default algorithms (receval run's) × (1 train + 4 predict + 4 evaluate) + prepare part + finish + aggregate
     assert len(with_config) == 7 * 9 + 3
-    fanned = manifests.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x",
+    fanned = argo_dag.step_commands(manifests.workflow_template(), {"run-id": "r2", "store": "s3://evals/x",
                                                                       "config-uri": "s3://evals/c.yaml",
                                                                       "prepare-parts": "3"})
     assert fanned[:4] == [*([*prepare, "--part", f"{i}/3"] for i in range(3)), [*prepare, "--finish"]]
-    steps = manifests.pipeline_steps(manifests.workflow_template(), params)
+    steps = argo_dag.pipeline_steps(manifests.workflow_template(), params)
     assert steps[0].env["RECEVAL_CUTOFFS"] == "10,50"
 
 
 def test_step_commands_need_run_id_and_store():
     with pytest.raises(ConfigError, match="run-id, store"):
-        manifests.step_commands(manifests.workflow_template(), {})
+        argo_dag.step_commands(manifests.workflow_template(), {})
 
 
 def test_schedule_and_parameters_reject_bad_values():

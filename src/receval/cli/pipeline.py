@@ -295,11 +295,10 @@ def pick(records: list[dict[str, Any]], algorithm: str, metric: str, cutoff: int
 
 
 def _number(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if float(value).is_integer() and abs(value) >= 1:  # counts (aggregate diversity)
-        return f"{value:.0f}"
-    return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
+    from receval.results.tables import format_value
+
+    counted = value is not None and float(value).is_integer() and abs(value) >= 1  # aggregate diversity
+    return format_value(value, 0 if counted else 4)
 
 
 def compact_tables(records: list[dict[str, Any]], cutoff: int, algorithms: list[str], width: int,

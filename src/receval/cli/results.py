@@ -89,20 +89,6 @@ def _echo_json(value: Any) -> None:
     typer.echo(json.dumps(_clean(value), indent=2, default=_json_default))
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float) and math.isinf(value):
-        return "∞" if value > 0 else "-∞"
-    return f"{value:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    if p is None or math.isnan(p):
-        return "–"
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
-
-
 # -- list -----------------------------------------------------------------------------------------
 
 
@@ -241,6 +227,8 @@ def show_command(
 def _comparison_table(comparison, console) -> None:
     from rich.markup import escape
 
+    from receval.results.tables import format_p, format_value
+
     level = comparison.confidence
     headers = ("users", "mean A", "mean B", "delta", f"{level:.0%} CI", "p t (Holm)", "p W (Holm)", "d_z")
     rows = []
@@ -249,13 +237,13 @@ def _comparison_table(comparison, console) -> None:
         rows.append([
             escape(m.metric),
             str(m.users),
-            _fmt(m.mean_a),
-            _fmt(m.mean_b),
-            f"[bold]{_fmt(m.delta)}[/]" if significant else _fmt(m.delta),
-            f"[{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]",
-            _fmt_p(m.t_pvalue_holm),
-            _fmt_p(m.wilcoxon_pvalue_holm),
-            _fmt(m.cohen_dz, 2),
+            format_value(m.mean_a),
+            format_value(m.mean_b),
+            f"[bold]{format_value(m.delta)}[/]" if significant else format_value(m.delta),
+            f"[{format_value(m.ci_low)}, {format_value(m.ci_high)}]",
+            format_p(m.t_pvalue_holm),
+            format_p(m.wilcoxon_pvalue_holm),
+            format_value(m.cohen_dz, 2),
         ])
     title = escape(f"{comparison.label_b} vs {comparison.label_a} (delta = B - A; {comparison.note()})")
     print_tables(fit_tables(title, [("metric", "left")], [(h, "right") for h in headers], rows, output_width()),
@@ -410,6 +398,7 @@ def trend_command(
     Example:  receval results trend s3://nightly/receval --metric "epc\\[binary,exp]@10" --algorithm ib --png epc.png
     """
     from receval.results.read import MetricKey, metric_trend, parse_date_option
+    from receval.results.tables import format_value
     from receval.results.report import write_trend_png
 
     _choice(output, "--format", ("table", "json"))
@@ -450,7 +439,7 @@ def trend_command(
         wide = trend.assign(stamp=stamps).pivot_table(
             index=["run_id", "stamp", "dataset"], columns="algorithm", values="value", aggfunc="first", sort=False
         )
-        rows = [[escape(str(run_id)), stamp, escape(str(name)), *(_fmt(v) for v in row)]
+        rows = [[escape(str(run_id)), stamp, escape(str(name)), *(format_value(v) for v in row)]
                 for (run_id, stamp, name), row in wide.iterrows()]
         print_tables(fit_tables(
             escape(f"{key} over runs on {label}"), [("run", "left"), ("created (UTC)", "left"), ("dataset", "left")],
@@ -499,18 +488,20 @@ def _gate_rules(rule_texts: list[str] | None, config: str | None, store_obj, run
 def _gate_table(result, console) -> None:
     from rich.markup import escape
 
+    from receval.results.tables import format_p, format_value
+
     style = {"pass": "green", "regression": "bold red", "not significant": "yellow", "no baseline": "dim"}
     headers = ("baseline", "tonight", "delta", f"{result.confidence:.0%} CI", "p (Holm)", "verdict")
     for algorithm in dict.fromkeys(c.algorithm for c in result.checks):
         rows = []
         for c in (c for c in result.checks if c.algorithm == algorithm):
-            ci = f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]" if c.ci_low is not None else "–"
+            ci = f"[{format_value(c.ci_low)}, {format_value(c.ci_high)}]" if c.ci_low is not None else "–"
             p = c.p_holm if c.p_holm is not None else c.p
-            p_text = _fmt_p(p) if p is not None else "–"
+            p_text = format_p(p) if p is not None else "–"
             if c.p_holm is None and c.p is not None:
                 p_text += " (raw)"  # a rule without a level is outside the Holm family
             verdict = c.verdict + (f" ({c.note})" if c.note else "")
-            rows.append([escape(c.rule), escape(c.key), _fmt(c.baseline), _fmt(c.tonight), _fmt(c.delta), escape(ci),
+            rows.append([escape(c.rule), escape(c.key), format_value(c.baseline), format_value(c.tonight), format_value(c.delta), escape(ci),
                          p_text, f"[{style.get(c.verdict, '')}]{escape(verdict)}[/]"])  # fmt: skip
         title = escape(f"{algorithm}: {result.run_id} vs baseline {result.baseline_run} (delta = tonight - baseline)")
         print_tables(fit_tables(title, [("rule", "left"), ("key", "left")],

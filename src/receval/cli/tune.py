@@ -65,6 +65,7 @@ def tune_command(
         console.print(text, markup=False, soft_wrap=True)  # metric keys hold brackets: ndcg[ndcg,log]@10
     from receval.config import flag_overrides, load_config
     from receval.experiments.tune import tune
+    from receval.results.tables import format_value
 
     points = parse_grid(grid)
     cfg = load_config(config or None, flag_overrides(dataset=dataset, data_dir=data_dir, seed=seed))
@@ -79,10 +80,10 @@ def tune_command(
     for row in result.table.itertuples(index=False):
         point = dict(zip(names, row[: len(names)]))
         mark = "  <- chosen" if point == result.best else ""
-        say("  ".join(f"{str(point[n]):>12}" for n in names) + f"  {row.value:>12.4f}{mark}")
+        say("  ".join(f"{str(point[n]):>12}" for n in names) + f"  {format_value(row.value):>12}{mark}")
     gain = result.best_value - result.default_value
-    say(f"configured parameters: {result.key} {result.default_value:.4f}; chosen: {result.best_value:.4f} "
-                  f"({gain:+.4f})")
+    say(f"configured parameters: {result.key} {format_value(result.default_value)}; chosen: "
+        f"{format_value(result.best_value)} ({'+' if gain >= 0 else ''}{format_value(gain)})")
     entry = {"name": cfg.algorithm(algorithm).name, "params": result.chosen_params}
     say("configuration entry: " + json.dumps(entry))
     if out is not None:

@@ -28,7 +28,7 @@ from receval.data.frames import parquet_bytes
 from receval.errors import InputError
 from receval.metrics.engine import PartialState, merge
 from receval.metrics.statistics import GlobalStatistics
-from receval.storage import MARKER, Store, join
+from receval.storage import MARKER, Store, join, json_bytes
 
 STATISTICS_FORMAT = "receval-statistics/1"
 PARTIAL_FORMAT = "receval-partial/1"
@@ -47,7 +47,7 @@ def statistics_objects(statistics: GlobalStatistics) -> dict[str, bytes]:
         {"item": pd.Series(dtype=items["item"].dtype), "feature": pd.Series(dtype=object),
          "weight": pd.Series(dtype=np.float64)})
     return {
-        "statistics.json": (json.dumps({"format": STATISTICS_FORMAT, **statistics.metadata()}, indent=2) + "\n").encode(),
+        "statistics.json": json_bytes({"format": STATISTICS_FORMAT, **statistics.metadata()}),
         "item_statistics.parquet": parquet_bytes(items),
         "features.parquet": parquet_bytes(features),
     }
@@ -74,7 +74,7 @@ def partial_objects(state: PartialState) -> dict[str, bytes]:
     return {
         "per_user.parquet": parquet_bytes(state.per_user),
         "exposure.parquet": parquet_bytes(state.exposure),
-        "partial.json": (json.dumps(meta, indent=2) + "\n").encode(),
+        "partial.json": json_bytes(meta),
     }
 
 
@@ -128,7 +128,7 @@ def write_results(
     objects = {
         PER_USER_FILE: parquet_bytes(state.per_user),
         SUMMARY_TABLE_FILE: parquet_bytes(summary_frame(records)),
-        SUMMARY_FILE: (json.dumps(records, indent=2) + "\n").encode(),
+        SUMMARY_FILE: json_bytes(records),
     }
     store.publish(prefix, objects, {"kind": "summary", "users": state.n_users, **(extra or {})},
                   remove=PARTIAL_FILES)

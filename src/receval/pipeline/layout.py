@@ -44,6 +44,14 @@ def check_name(value: str, what: str) -> str:
     return names.check_label(value, what)
 
 
+def name_in(prefix: str, key: str) -> str:
+    """``key``'s name inside the folder ``prefix``: what :meth:`~receval.storage.Store.publish` takes."""
+    head = prefix.rstrip("/") + "/"
+    if not key.startswith(head):
+        raise ValueError(f"{key} is not inside {prefix}")
+    return key[len(head):]
+
+
 def run_prefix(run_id: str) -> str:
     """``runs/<run-id>``."""
     return join(RUNS, check_name(run_id, "run id"))

@@ -34,7 +34,7 @@ from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
 from receval.pipeline.evaluation import statistics_from_objects, statistics_objects
 from receval.pipeline.ownership import claim_run, now
-from receval.storage import MARKER, Store, join, open_store
+from receval.storage import MARKER, Store, join, json_bytes, open_store
 
 log = logging.getLogger("receval.pipeline")
 
@@ -421,9 +421,9 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
     items_key = layout.part_items_key(run_id, parts[0])
     items = (store.read_parquet(items_key) if store.exists(items_key)
              else pd.DataFrame({"item": statistics.items}))
-    for name, data in statistics_objects(statistics).items():
-        store.write_bytes(join(layout.statistics_prefix(run_id), name), data)
-    store.write_parquet(layout.items_key(run_id), items)
+    objects = {layout.name_in(prefix, join(layout.statistics_prefix(run_id), name)): data
+               for name, data in statistics_objects(statistics).items()}
+    objects[layout.name_in(prefix, layout.items_key(run_id))] = parquet_bytes(items)
     facts = markers[0].get("dataset", {})
     stats = {
         "name": facts.get("name", config.dataset.name), "implicit": bool(facts.get("implicit", False)),
@@ -432,8 +432,8 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
         "train_users": train_users,
         "features": 0 if statistics.features is None else int(statistics.features["feature"].nunique()),
     }
-    store.write_json(join(prefix, MARKER), {"kind": "dataset", "layout": layout.LAYOUT_VERSION,
-                                            "shards": config.shards, "parts": len(parts), **stats})
+    store.publish(prefix, objects, {"kind": "dataset", "layout": layout.LAYOUT_VERSION, "shards": config.shards,
+                                    "parts": len(parts), **stats})
     meta["dataset"] = stats
     store.write_json(layout.run_json_key(run_id), meta)
     log.info("prepare %s: %s, %d train / %d test interactions, %d test users, %d buckets from %d parts (%.1fs)",
@@ -666,12 +666,14 @@ def aggregate_step(
                       extra={"algorithm": label, "shards": count})
         records += algo_records
         counts[label] = count
-    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))
-    store.write_json(layout.summary_key(run_id), records)
     meta.update(status="complete", finished=now(), failure=None, algorithms=labels,
                 shards=counts[labels[0]] if len(set(counts.values())) == 1 else counts)
-    store.write_json(layout.run_json_key(run_id), meta)
-    store.write_json(marker_key, {"kind": "run", "algorithms": labels, "records": len(records), "finished": meta["finished"]})
+    run = layout.run_prefix(run_id)
+    store.publish(run, {
+        layout.name_in(run, layout.summary_parquet_key(run_id)): parquet_bytes(summary_frame(records)),
+        layout.name_in(run, layout.summary_key(run_id)): json_bytes(records),
+        layout.name_in(run, layout.run_json_key(run_id)): json_bytes(meta),
+    }, {"kind": "run", "algorithms": labels, "records": len(records), "finished": meta["finished"]})
     log.info("aggregate %s: %d algorithms, %d records", run_id, len(labels), len(records))
     return records
 

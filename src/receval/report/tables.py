@@ -6,13 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
-    return str(v)
+from receval.results.tables import format_value
 
 
 def summary_rows(records: list[dict[str, Any]]) -> tuple[list[int], list[list[str]]]:
@@ -22,7 +16,7 @@ def summary_rows(records: list[dict[str, Any]]) -> tuple[list[int], list[list[st
     rows: dict[tuple[str, str, str], dict[int, Any]] = {}
     for r in metrics:
         rows.setdefault((r["metric"], r["relevance"], r["discount"]), {})[r["cutoff"]] = r["value"]
-    return cutoffs, [[m, rel, disc, *(_fmt(vals.get(n)) for n in cutoffs)] for (m, rel, disc), vals in rows.items()]
+    return cutoffs, [[m, rel, disc, *(format_value(vals.get(n)) for n in cutoffs)] for (m, rel, disc), vals in rows.items()]
 
 
 def summary_table(records: list[dict[str, Any]], title: str | None = None) -> Table:
@@ -47,5 +41,5 @@ def quality_lines(records: list[dict[str, Any]]) -> list[str]:
             continue
         if r["value"]:
             at = f" (@{r['cutoff']})" if r.get("cutoff") else ""
-            lines.append(f"{r['metric'].replace('_', ' ')}{at}: {_fmt(r['value'])}")
+            lines.append(f"{r['metric'].replace('_', ' ')}{at}: {format_value(r['value'])}")
     return lines

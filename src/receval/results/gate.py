@@ -107,12 +107,14 @@ class GateCheck:
 
     def describe(self) -> str:
         """One line naming the algorithm, the key, the values and the rule."""
+        from receval.results.tables import format_value
+
         text = (
-            f"{self.algorithm} {self.key} dropped {_num(self.drop)} ({_num(self.baseline)} -> {_num(self.tonight)}),"
-            f" allowed {_num(self.allowed)}"
+            f"{self.algorithm} {self.key} dropped {format_value(self.drop)} ({format_value(self.baseline)} -> {format_value(self.tonight)}),"
+            f" allowed {format_value(self.allowed)}"
         )
         if self.level is not None:
-            text += f", p = {_num(self.p_holm)} (Holm) < {self.level:g}"
+            text += f", p = {format_value(self.p_holm)} (Holm) < {self.level:g}"
         return text + f" (rule '{self.rule}')"
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,14 +184,6 @@ class GateResult:
 
 def _checks(n: int) -> str:
     return f"{n} check" + ("" if n == 1 else "s")
-
-
-def _num(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
 
 
 def _json_number(value: Any) -> Any:
@@ -360,9 +354,10 @@ def _value(summary: Any, algorithm: str, key: str) -> float:
 def write_gate(store: Any, result: GateResult) -> str:
     """Publish ``gate.json`` into the run folder (``runs/<id>/gate/``, its ``_SUCCESS`` last); its key."""
     from receval.pipeline import layout
+    from receval.storage import json_bytes
 
     prefix = layout.gate_prefix(result.run_id)
-    payload = json.dumps(result.to_dict(), indent=2, sort_keys=False).encode()
+    payload = json_bytes(result.to_dict())
     store.publish(prefix, {layout.GATE_FILE: payload}, {"kind": "gate", "status": result.status, "baseline": result.baseline_run})
     return layout.gate_key(result.run_id)
 

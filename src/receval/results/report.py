@@ -33,7 +33,7 @@ import pandas as pd
 from receval._version import __version__
 from receval.errors import ConfigError, StoreError
 from receval.results.read import RunInfo
-from receval.results.tables import format_value, wide_tables
+from receval.results.tables import format_p, format_value, wide_tables
 
 NOVELTY_DIVERSITY = ("epc", "efd", "epd", "eild")
 DISCOUNT_ORDER = ("none", "log", "exp", "reciprocal")
@@ -475,7 +475,7 @@ def gate_section_html(gate: Mapping[str, Any] | None, digits: int = 4) -> str:
         for c in (c for c in checks if str(c.get("algorithm")) == algorithm):
             ci = f"[{num(c.get('ci_low'))}, {num(c.get('ci_high'))}]" if c.get("ci_low") is not None else "–"
             p = c.get("p_holm") if c.get("p_holm") is not None else c.get("p")
-            p_text = "–" if p is None else ("&lt;1e-4" if float(p) < 1e-4 else _e(f"{float(p):.4f}"))
+            p_text = _e(format_p(None if p is None else float(p)))
             if c.get("p_holm") is None and p is not None:
                 p_text += " (raw)"  # a rule without a level is outside the Holm family
             verdict = str(c.get("verdict", ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from receval.errors import ConfigError
@@ -125,10 +126,32 @@ def wide_tables(summary: pd.DataFrame) -> dict[int | None, pd.DataFrame]:
     return tables
 
 
-def format_value(value: float, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def format_value(value: float | int | None, digits: int = 4) -> str:
+    """A number as people read it, in every table, report and message (the one formatter).
+
+    ``digits`` decimals; ``–`` for a missing value or NaN; ``∞``/``-∞``; an integer as it is (a count);
+    a value that would show as zero but is not (``|v| < 0.5·10^-digits``) in ``digits`` significant
+    digits, so that a tiny change never reads as none.
+    """
+    if value is None:
         return "–"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if value != 0 and abs(value) < 0.5 * 10.0 ** -digits:
+        return f"{value:.{digits}g}"
     return f"{value:.{digits}f}"
+
+
+def format_p(p: float | None) -> str:
+    """A p-value: four decimals, ``<1e-4`` below that, ``–`` when there is none."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 def long_frame(summary: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from receval.storage.base import MARKER, TMP_SUFFIX, Store, is_temp_name, join, shown_key, temp_name
+from receval.storage.base import MARKER, TMP_SUFFIX, Store, is_temp_name, join, json_bytes, shown_key, temp_name
 
 
 def open_store(uri: str, **options: Any) -> Store:
@@ -25,4 +25,4 @@ def open_store(uri: str, **options: Any) -> Store:
     return LocalStore(uri)
 
 
-__all__ = ["MARKER", "TMP_SUFFIX", "Store", "is_temp_name", "join", "open_store", "shown_key", "temp_name"]
+__all__ = ["MARKER", "TMP_SUFFIX", "Store", "is_temp_name", "join", "json_bytes", "open_store", "shown_key", "temp_name"]

@@ -56,6 +56,11 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
+def json_bytes(value: Any) -> bytes:
+    """The JSON documents of a store (run.json, markers, summaries): indented, one newline at the end."""
+    return (json.dumps(value, indent=2, sort_keys=False, default=str) + "\n").encode()
+
+
 def join(*parts: str) -> str:
     """Join key parts with ``/``, ignoring empty parts and stray slashes."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
@@ -111,7 +116,7 @@ class Store(ABC):
         return json.loads(self.read_bytes(key))
 
     def write_json(self, key: str, value: Any) -> None:
-        self.write_bytes(key, (json.dumps(value, indent=2, sort_keys=False, default=str) + "\n").encode())
+        self.write_bytes(key, json_bytes(value))
 
     def open_input(self, key: str) -> io.BufferedIOBase:
         """A seekable binary file for ``key`` (S3 overrides this with ranged reads)."""
@@ -191,4 +196,4 @@ class Store(ABC):
                 pass
 
 
-__all__ = ["MARKER", "TMP_SUFFIX", "Store", "is_temp_name", "join", "shown_key", "temp_name"]
+__all__ = ["MARKER", "TMP_SUFFIX", "Store", "is_temp_name", "join", "json_bytes", "shown_key", "temp_name"]
