@@ -8,7 +8,10 @@ numpy/scipy on the same arrays, or by hand.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -473,6 +476,32 @@ def test_cli_report_html_and_png(store_root, tmp_path, capsys):
     for name in ("novelty_diversity.png", "discounts.png"):
         image = mpimg.imread(tmp_path / "png" / name)
         assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
+
+
+def test_charts_leave_a_notebooks_pyplot_backend_and_figures_alone(store_root, tmp_path):
+    """A notebook user with their own backend and an open figure renders the report's charts."""
+    probe = f"""
+import json, matplotlib
+matplotlib.use("svg")
+import matplotlib.pyplot as plt
+mine = plt.figure()
+from receval.results import report
+from receval.results.read import load_summary, read_run_info
+from receval.storage import open_store
+store = open_store({str(store_root)!r})
+run = read_run_info(store, "2024-05-01-nightly")
+charts = report.render_charts(load_summary(store, run.run_id), run=run)
+trend = report.trend_figure(__import__("pandas").DataFrame({{"run_id": ["a", "b"], "created": [None, None],
+                                                            "algorithm": ["pop", "pop"], "value": [0.1, 0.2]}}), "t")
+print(json.dumps({{"backend": matplotlib.get_backend(), "figures": plt.get_fignums(),
+                  "charts": sorted(charts), "png": all(c[:4] == b"\\x89PNG" for c in charts.values())}}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["backend"] == "svg" and seen["figures"] == [1]  # the user's backend, only the user's figure
+    assert seen["charts"] == ["discounts.png", "novelty_diversity.png"] and seen["png"]
 
 
 def test_discount_curves_by_hand():

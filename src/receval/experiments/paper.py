@@ -200,14 +200,13 @@ def significance_markdown(table: pd.DataFrame) -> str:
 def figure2(frame: pd.DataFrame, dataset: str):
     """One panel per metric; relevance-unaware row above relevance-aware row; bars per algorithm,
     one shade per discount."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from receval.results.report import agg_figure
+
     algos = [a for a in BASELINES if a in set(frame["algorithm"])]
-    fig, axes = plt.subplots(2, len(METRICS), figsize=(12, 6), squeeze=False)
+    fig = agg_figure(figsize=(12, 6))
+    axes = fig.subplots(2, len(METRICS), squeeze=False)
     colors = {"none": "#4c72b0", "exp": "#dd8452"}
     x = np.arange(len(algos))
     for r, rel in enumerate(RELEVANCE):
@@ -233,11 +232,8 @@ def figure2(frame: pd.DataFrame, dataset: str):
 
 
 def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
     return buf.getvalue()
 
 

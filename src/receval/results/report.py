@@ -7,8 +7,9 @@ EILD per algorithm — a relevance-unaware row and a relevance-aware row, one ba
 as in Vargas & Castells (RecSys 2011, Fig. 2) — the rank-discount curves ``disc(k)`` and the
 data-quality report when the run has one.
 
-Charts are drawn with matplotlib on the Agg backend (no display needed); matplotlib is a core
-dependency, so the report works right after ``pip install receval``.
+Charts are drawn with matplotlib on their own Agg canvas (no display needed, and a notebook's pyplot
+backend is left alone); matplotlib is a core dependency, so the report works right after
+``pip install receval``.
 
 The page is laid out for 1280 px without horizontal scrolling: summary tables have a row per metric
 definition and a column per algorithm (at most :data:`ALGORITHMS_PER_TABLE` per table), and the data
@@ -66,19 +67,20 @@ def discount_curve(discount: str, k: np.ndarray, exp_base: float = DEFAULT_EXP_B
     raise ConfigError(f"unknown discount {discount!r}: expected one of {', '.join(DISCOUNT_ORDER)}")
 
 
-def _pyplot():
-    import matplotlib
+def agg_figure(**options: Any) -> Any:
+    """A :class:`matplotlib.figure.Figure` drawn by its own Agg canvas: no display, in pods and CI, and
+    no pyplot, so a notebook's backend and its open figures are left as they are."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)  # never a display, also inside pods and CI
-    import matplotlib.pyplot as plt
-
-    return plt
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _png_bytes(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI, bbox_inches="tight")
-    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -122,9 +124,11 @@ def novelty_diversity_figure(summary: pd.DataFrame, cutoff: int | None = None) -
     aware_model = "binary" if "binary" in aware else (aware[0] if aware else None)
     algorithms = list(dict.fromkeys(summary["algorithm"]))
     discounts = _sorted_discounts(rows["discount"])
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 4, figsize=(13, 6.2), squeeze=False)
-    colors = plt.get_cmap("tab10").colors
+    from matplotlib import colormaps
+
+    fig = agg_figure(figsize=(13, 6.2))
+    axes = fig.subplots(2, 4, squeeze=False)
+    colors = colormaps["tab10"].colors
     width = 0.8 / max(1, len(discounts))
     x = np.arange(len(algorithms))
     for r, relevance in enumerate(("none", aware_model)):
@@ -165,9 +169,9 @@ def novelty_diversity_figure(summary: pd.DataFrame, cutoff: int | None = None) -
 
 def discount_figure(max_rank: int = 20, exp_base: float = DEFAULT_EXP_BASE) -> Any:
     """Rank-discount curves ``disc(k)``, k = 1..max_rank, for none, log, exp(b) and reciprocal."""
-    plt = _pyplot()
     k = np.arange(1, max(2, max_rank) + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig = agg_figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
     for discount, marker in zip(DISCOUNT_ORDER, "os^d"):
         label = f"exp({exp_base:g})" if discount == "exp" else discount
         ax.plot(k, discount_curve(discount, k, exp_base), marker=marker, markersize=3.5, label=label)
@@ -186,12 +190,12 @@ def trend_figure(trend: pd.DataFrame, title: str) -> Any:
     run, labelled with its id and creation date; the legend sits right of the axes, never over a line."""
     if trend.empty:
         raise StoreError("no complete run has this metric: nothing to plot")
-    plt = _pyplot()
     runs = trend.drop_duplicates("run_id")[["run_id", "created"]]
     if runs["created"].notna().all():
         runs = runs.assign(_t=pd.to_datetime(runs["created"], utc=True)).sort_values("_t", kind="stable")
     position = {run_id: i for i, run_id in enumerate(runs["run_id"])}
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(position) + 3.5), 4.2))
+    fig = agg_figure(figsize=(max(8.0, 0.9 * len(position) + 3.5), 4.2))
+    ax = fig.subplots()
     several = "dataset" in trend.columns and trend["dataset"].nunique() > 1
     keys = ["dataset", "algorithm"] if several else ["algorithm"]
     for key, part in trend.groupby(keys, sort=True):
