@@ -7,7 +7,7 @@ Here each spec is evaluated alone, and then all relevance models together in bot
 user whose train ratings mix 4 and 5 (so the binary, graded, nDCG and ERR weights all differ).
 
 Expected values are worked out by hand below (distances from the feature vectors, weights and gains
-from the models' formulas in metrics.md §1) and cross-checked with tests/ranksys_reference.py.
+from the models' formulas in docs/metrics.md, "Models") and cross-checked with tests/ranksys_reference.py.
 """
 
 from __future__ import annotations

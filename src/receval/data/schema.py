@@ -209,7 +209,8 @@ def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
         raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
-    # duplicate (user, item) rows are merged, the last rating kept (decision 9.4)
+    # duplicate (user, item) rows are merged, the last rating kept (docs/metrics.md, "Where receval differs
+    # from RankSys, deliberately")
     return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
 
 
@@ -254,7 +255,7 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     """Read recommendation lists and return them sorted by (user, rank) with a 1-based ``rank``.
 
     Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
-    descending, then item id ascending (decision 9.5).
+    descending, then item id ascending (docs/python-api.md, "Data and two recommenders").
     """
     return validate_recs(*_read_raw(path, "recs", layout))
 

@@ -3,8 +3,8 @@
 * alpha-nDCG@N: a relevant item at rank k gains ``Σ_{f∈F(i_k)} (1−α)^{c_f}``, c_f counting earlier
   *relevant* items with aspect f; DCG = Σ gain_k / log2(k+1). The ideal is a greedy walk over the
   user's relevant items for **N** positions, ties broken by item id ascending (RankSys walks N+1
-  positions with hash-order ties; docs/metrics.md, "Where receval differs from RankSys"). 0 when
-  DCG = 0.
+  positions with hash-order ties; docs/metrics.md, "Where receval differs from RankSys,
+  deliberately"). 0 when DCG = 0.
 * ERR-IA@N = Σ_{k, i_k relevant} Σ_{f∈F(i_k)} p(f|u) · g(i_k) · Π_{earlier relevant j with f}(1 − g(j)) / k,
   with the ERR gain g and p(f|u) ∝ feature counts over the user's train and test rows (uniform
   over all features when those rows carry none).
