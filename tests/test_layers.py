@@ -7,15 +7,18 @@ they count for the floors (a type from a higher floor is still knowledge of it) 
 
 Importing ``receval.a.b`` is a dependency on the module ``receval.a.b`` only; the packages above it
 (``receval/__init__.py``, ``receval/a/__init__.py``) run as well, but each is a module of its own with
-its own imports, checked like any other.
+its own imports, checked like any other. A module named in a string (the algorithm registry's table for
+:func:`importlib.import_module`) is looked up by name, not imported by the code that names it.
 
-The floors, from the ground up (``docs/architecture.md`` draws the same table). A module may import its
-own floor and the floors below. Groups on one floor stand *beside* each other: neither imports the other.
+The floors, from the ground up; ``docs/architecture.md`` shows the same table (checked below). A module
+may import its own floor and the floors below. Groups on one floor stand *beside* each other: neither
+imports the other.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -170,6 +173,16 @@ def import_cycles(graph: dict[str, list[tuple[str, int, bool]]]) -> list[list[st
 
 def _sources() -> dict[str, str]:
     return {m: p.read_text(encoding="utf-8") for m, p in MODULES.items()}
+
+
+def test_the_architecture_page_shows_these_floors():
+    rows = []
+    for line in (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] in {name for name, _ in FLOORS}:
+            groups = [tuple(re.findall(r"`([\w.]+)`", group)) for group in cells[1].split("·")]
+            rows.append((cells[0], groups))
+    assert list(reversed(rows)) == FLOORS
 
 
 def test_every_module_has_a_floor():
