@@ -50,8 +50,8 @@ ProgressCallback = Callable[[str, int, int], None]
 def _task(kind: str, uri: str, options: dict[str, Any], run_id: str, algorithm: str, shard: tuple[int, int] | None):
     """Run one step in a worker; module-level so that it pickles by reference.
 
-    Each task opens its store: a task is minutes of work on a shard, an opened store (an S3 client)
-    milliseconds, and nothing opened outlives the task in a process-wide cache.
+    Each task opens its store: a step on a shard takes far longer than opening a store (an S3
+    client), and nothing opened outlives its task in a process-wide cache.
     """
     from receval.pipeline import steps
     from receval.storage import open_store
