@@ -86,9 +86,9 @@ def test_partial_relevance_works_in_specs_columns_and_summaries():
 def test_spec_errors_stay_one_line():
     with pytest.raises(ConfigError, match="unknown metric 'novelty'"):
         mspec.parse_specs(["novelty@10"], (10,))
-    with pytest.raises(ConfigError, match="--metric 'epc@all': every metric has a cutoff"):
+    with pytest.raises(ConfigError, match="metrics 'epc@all': every metric has a cutoff"):
         mspec.parse_specs(["epc@all"], (10,))
-    with pytest.raises(ConfigError, match=r"--metric 'epc\[binary': expected"):
+    with pytest.raises(ConfigError, match=r"metrics 'epc\[binary': expected"):
         mspec.parse_specs(["epc[binary"], (10,))
 
 

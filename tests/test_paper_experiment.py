@@ -17,7 +17,7 @@ from receval.experiments.paper import BASELINES, CUTOFF, METRICS, RERANKERS, pap
 def test_paper_config_is_an_ordinary_run_configuration(datasets_dir: Path):
     config = paper_config("ml-100k", str(datasets_dir))
     assert config.labels == list(BASELINES + RERANKERS)
-    assert config.evaluation.cutoffs == [CUTOFF]
+    assert config.evaluation.cutoffs == (CUTOFF,)
     engine = config.evaluation.to_engine()
     keys = {s.key for s in engine.specs}
     assert {f"{m}[{r},{d}]@50" for m in METRICS for r in ("none", "graded") for d in ("none", "exp")} <= keys

@@ -98,7 +98,7 @@ def test_default_config_is_seven_algorithms_on_synthetic_data_at_10_and_50():
     config = RunConfig()
     assert config.dataset.name == "synthetic"
     assert config.labels == ["rnd", "pop", "avg", "ub", "ib", "cb", "mf"]
-    assert config.evaluation.cutoffs == [10, 50]
+    assert config.evaluation.cutoffs == (10, 50)
     assert config.recommend.k == 50  # follows the largest cutoff
     assert config.shards == 4
     # the master seed reaches every unset seed
@@ -118,7 +118,7 @@ def test_config_file_with_flag_overrides(tmp_path: Path):
     config = load_config(path, flag_overrides(data_dir="/data", cutoffs=[10, 50], shards=2))
     assert config.dataset.name == "ml-100k" and config.dataset.data_dir == "/data"
     assert config.labels == ["pop", "ub-20"] and config.algorithm("ub-20").params == {"neighbours": 20}
-    assert config.evaluation.cutoffs == [10, 50] and config.evaluation.threshold == 3.5
+    assert config.evaluation.cutoffs == (10, 50) and config.evaluation.threshold == 3.5
     assert config.recommend.k == 50  # the file's k=20 would be too short for the new cutoff 50
     assert config.shards == 2
 

@@ -38,12 +38,16 @@ from typing import Any
 import pandas as pd
 
 from receval.errors import ConfigError, InputError
+from receval.metrics import options as _options
 
 __all__ = ["Evaluation", "evaluate"]
 
 _FORMAT = "receval-evaluation/1"
 # Summary record fields that are columns of Evaluation.summary; the others go to ``parameters``.
 _SUMMARY_COLUMNS = ("metric", "key", "cutoff", "relevance", "discount", "value", "users")
+# The keyword defaults are the options' own (receval.metrics.options): one declaration for the API,
+# the configuration file and the command line.
+_DEFAULTS = _options.defaults()
 
 
 def _to_pandas(frame: Any, argument: str) -> pd.DataFrame:
@@ -99,21 +103,29 @@ def _specs(metrics: Sequence[Any], cutoffs: tuple[int, ...], threshold: float, b
     return tuple(specs.values())
 
 
+def _whole(value: Any) -> Any:
+    """A numpy integer as a Python int (a cutoff from ``np.array([10, 50])``); anything else as given,
+    for the options' rule to judge."""
+    import numbers
+
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+
+
 def evaluate(
     train: Any,
     test: Any,
     recs: Any,
     features: Any = None,
     *,
-    cutoffs: Iterable[int] = (10,),
+    cutoffs: Iterable[int] = _DEFAULTS["cutoffs"],
     metrics: Sequence[Any] | None = None,
-    threshold: float = 4.0,
-    distance: str = "cosine",
-    alpha: float = 0.5,
-    exp_base: float = 0.85,
-    background: float = 0.0,
-    epd_profile: str = "unweighted",
-    catalog: int | None = None,
+    threshold: float = _DEFAULTS["threshold"],
+    distance: str = _DEFAULTS["distance"],
+    alpha: float = _DEFAULTS["alpha"],
+    exp_base: float = _DEFAULTS["exp_base"],
+    background: float = _DEFAULTS["background"],
+    epd_profile: str = _DEFAULTS["epd_profile"],
+    catalog: int | None = _DEFAULTS["catalog"],
     shard: Any = None,
     threads: int = 1,
     user_col: str = "user",
@@ -145,8 +157,10 @@ def evaluate(
         :class:`~receval.metrics.models.Discount`, user-defined ones included). Default: the
         default report (docs/metrics.md), without the feature metrics when there are no features.
     threshold, distance, alpha, exp_base, background, epd_profile, catalog :
-        As the options of ``receval evaluate`` (docs/metrics.md). A bare ``exp`` in a spec text is
-        exp(``exp_base``).
+        The evaluation options (:class:`~receval.metrics.options.EvaluationOptions`: the same
+        defaults and rules as the configuration's ``evaluation`` section and the flags of
+        ``receval evaluate``; docs/metrics.md). A bare ``exp`` in a spec text is exp(``exp_base``).
+        A bad value raises :class:`~receval.errors.ConfigError` naming the argument.
     shard : ``"I/N"`` or a :class:`~receval.metrics.sharding.Shard`: evaluate only those users; merge
         the shards with :meth:`Evaluation.merge`.
     threads : user batches computed at once; values do not depend on it.
@@ -168,12 +182,12 @@ def evaluate(
 
     if isinstance(cutoffs, int):
         cutoffs = (cutoffs,)
-    cutoffs = tuple(int(c) for c in cutoffs)
-    options = dict(threshold=threshold, exp_base=exp_base, background=background)
-    EvaluationConfig(cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **options)
-    specs = None if metrics is None else _specs(metrics, cutoffs, threshold, background, exp_base)
-    config = EvaluationConfig(specs=specs, cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile,
-                              catalog=catalog, threads=threads, **options)
+    cutoffs = tuple(_whole(c) for c in cutoffs)
+    options = _options.check(cutoffs=cutoffs, threshold=threshold, distance=distance, alpha=alpha,
+                                        exp_base=exp_base, background=background, epd_profile=epd_profile,
+                                        catalog=_whole(catalog))
+    specs = None if metrics is None else _specs(metrics, options.cutoffs, threshold, background, exp_base)
+    config = EvaluationConfig(**options.options(), specs=specs, threads=threads)
     ids = {"user": user_col, "item": item_col}
     train_df = _validated(train, "train", {**ids, "rating": rating_col}, schema.validate_train)
     test_df = _validated(test, "test", {**ids, "rating": rating_col}, schema.validate_test)
@@ -184,7 +198,7 @@ def evaluate(
                                  schema.validate_features)
     # the file readers' cross-file rules, naming the arguments
     schema.require_overlap(test_df, recs_df, "test", "recs")
-    schema.check_catalog(catalog, recs_df, "recs", option="catalog")
+    schema.check_catalog(options.catalog, recs_df, "recs")
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     return Evaluation(run_engine(train_df, test_df, recs_df, features_df, config, shard=shard))

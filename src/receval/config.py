@@ -25,22 +25,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receval.errors import ConfigError
+from receval.metrics.options import BY_NAME, MAX_CUTOFF, EvaluationOptions, annotation, rule
 
 DatasetName = Literal[
     "ml-100k", "ml-latest-small", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "lastfm-2k", "synthetic", "table",
     "splits",
 ]
 ALL_ALGORITHMS = ("rnd", "pop", "avg", "ub", "ib", "cb", "mf")
-DEFAULT_CUTOFFS = (10, 50)
+DEFAULT_CUTOFFS = BY_NAME["cutoffs"].default_of_a_run  # (10, 50), declared with the option
 DEFAULT_SHARDS = 4
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
-#: The largest cutoff: the engine allocates arrays of K positions per list, so a typo like 10000000000
-#: would be a memory error, not a result.
-MAX_CUTOFF = 100_000
-Cutoff = Annotated[int, Field(ge=1, le=MAX_CUTOFF)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -186,41 +182,35 @@ class RecommendConfig(_Section):
     batch_size: PositiveInt = 1000
 
 
-class EvaluationSection(_Section):
-    """The metrics engine's options (:class:`receval.metrics.engine.EvaluationConfig`).
+_Cutoffs = annotation(BY_NAME["cutoffs"])  # the option's type and rule, with the run's default below
+
+
+class EvaluationSection(EvaluationOptions):
+    """The metrics engine's options: :class:`receval.metrics.options.EvaluationOptions` (declared
+    there once, for this section, ``receval evaluate``'s flags and :func:`receval.evaluate` alike),
+    plus this section's own keys.
 
     ``metrics`` selects specs as ``receval evaluate --metric`` does (``epc[binary,exp]``,
-    ``eild@10``); without it the default report is computed at every cutoff.
+    ``eild@10``); without it the default report is computed at every cutoff. A run reports at
+    :data:`DEFAULT_CUTOFFS` (10 and 50) by default, where ``receval evaluate`` reports at 10: the
+    one default that differs, on purpose, declared with the option (``Option.run_default``).
     """
 
-    cutoffs: list[Cutoff] = Field(default_factory=lambda: list(DEFAULT_CUTOFFS), min_length=1)
-    threshold: Finite = 4.0
-    distance: Literal["cosine", "jaccard", "ratings"] = "cosine"
-    alpha: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False)
-    # b^(k-1) with b > 1 would reward lower ranks more: no longer a discount
-    exp_base: float = Field(0.85, gt=0.0, le=1.0, allow_inf_nan=False)
-    background: Finite = 0.0
-    epd_profile: Literal["unweighted", "relevance"] = "unweighted"
-    catalog: PositiveInt | None = None
+    model_config = ConfigDict(frozen=False)
+
+    cutoffs: _Cutoffs = Field(DEFAULT_CUTOFFS, description=BY_NAME["cutoffs"].help)
     metrics: list[str] | None = None
     batch_size: PositiveInt | None = None
-
-    @field_validator("cutoffs")
-    @classmethod
-    def _sorted(cls, value: list[int]) -> list[int]:
-        return sorted(set(value))
 
     def to_engine(self) -> Any:
         """The engine's :class:`~receval.metrics.engine.EvaluationConfig`."""
         from receval.metrics.engine import EvaluationConfig
         from receval.metrics.spec import parse_specs
 
+        options = self.options()
         kw = dict(threshold=self.threshold, exp_base=self.exp_base, background=self.background)
-        specs = tuple(parse_specs(self.metrics, tuple(self.cutoffs), **kw)) if self.metrics else None
-        return EvaluationConfig(
-            specs=specs, cutoffs=tuple(self.cutoffs), distance=self.distance, alpha=self.alpha,
-            epd_profile=self.epd_profile, catalog=self.catalog, batch_size=self.batch_size, **kw,
-        )
+        specs = tuple(parse_specs(self.metrics, self.cutoffs, **kw)) if self.metrics else None
+        return EvaluationConfig(**options, specs=specs, batch_size=self.batch_size)
 
 
 class GateSection(_Section):
@@ -373,32 +363,11 @@ def _first_error(exc: ValidationError) -> str:
         allowed = _allowed_keys(loc)
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return f"unknown key '{where}'{hint}"
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "finite_number":
-        message = "must be a finite number"
+    message = rule(error)
     if error["type"] == "literal_error" or (where and error["type"] != "value_error" and "input" in error
                                             and not isinstance(error["input"], (dict, list))):
         return f"'{where}' = {error.get('input')!r}: {message}"
     return f"'{where}': {message}" if where else message
-
-
-def check_evaluation_flags(**values: Any) -> None:
-    """Validate ``receval evaluate``'s metric options by the rules of :class:`EvaluationSection`.
-
-    The flags and the configuration file obey one set of rules (finite threshold, ``exp_base`` in
-    (0, 1], cutoffs in 1..MAX_CUTOFF); a violation is one line naming the flag.
-    """
-    try:
-        EvaluationSection.model_validate(values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0]) if error["loc"] else ""
-        flag = {"cutoffs": "--cutoff"}.get(name, "--" + name.replace("_", "-"))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "finite_number":
-            message = "must be a finite number"
-        shown = error.get("input")
-        raise ConfigError(f"{flag} {shown!r}: {message}") from None
 
 
 # ------------------------------------------------------------------------------------------------ loading

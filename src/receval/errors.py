@@ -19,12 +19,32 @@ EXIT_TRANSIENT = 75
 
 
 class ReceValError(Exception):
-    """Base class of every error whose message is meant for the user."""
+    """Base class of every error whose message is meant for the user.
+
+    ``option``: the option the message names (an argument of :func:`receval.evaluate` or a loader,
+    a key of a configuration's ``evaluation`` section), as a word of the message. Lower layers name
+    options so; the CLI renames it to its flag at its edge (:meth:`named`), so no library message
+    speaks of ``--flags``.
+    """
 
     exit_code = EXIT_INPUT_ERROR
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, option: str | None = None):
         super().__init__(" ".join(str(message).split()))  # always one line
+        self.option = option
+
+    def named(self, name: str) -> ReceValError:
+        """The same error with its option called ``name`` where the message first names it
+        (``exp_base 1.5: ...`` → ``--exp-base 1.5: ...``)."""
+        import re
+
+        text = str(self)
+        found = re.search(rf"(?<![\w-]){re.escape(self.option)}(?![\w-])", text) if self.option else None
+        if found is None:
+            return self
+        renamed = type(self)(text[:found.start()] + name + text[found.end():])
+        renamed.__cause__ = self.__cause__
+        return renamed
 
 
 class InputError(ReceValError):

@@ -8,6 +8,7 @@ One owner for each: an option that means the same thing in two commands is decla
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -91,6 +92,66 @@ def algorithm_option(help: str = "Algorithms", show_default: Any = False, **kw: 
     """``--algorithm/-a``: labels, repeated or comma-separated."""
     return typer.Option(None, "--algorithm", "-a", metavar="NAME[,...]",
                         help=f"{help}; repeat or comma-separate.", show_default=show_default, **kw)
+
+
+# Lower layers (the engine, receval.evaluate, the readers) name an option as the API and the configuration
+# spell it (``exp_base``, ``cutoffs``) and set the error's ``option``; a command renames it to its flag here.
+_FLAG_OF_OPTION = {"cutoffs": "--cutoff", "metrics": "--metric"}
+
+
+def flag_of(option: str) -> str:
+    """The flag of an option: ``exp_base`` → ``--exp-base``, ``cutoffs`` → ``--cutoff``, ``metrics`` → ``--metric``."""
+    return _FLAG_OF_OPTION.get(option) or "--" + option.replace("_", "-")
+
+
+def evaluation_option(name: str, **kw: Any) -> Any:
+    """The flag of evaluation option ``name``: its default and help are the declaration's
+    (:data:`receval.metrics.options.OPTIONS`), so they cannot drift from the API's and the
+    configuration's; the command passes the value on to be validated by the same rules."""
+    from receval.metrics.options import BY_NAME  # plain data: no pydantic on every receval call
+
+    option = BY_NAME[name]
+    if option.many:
+        return cutoff_option(",".join(str(c) for c in option.default), help=option.help, **kw)
+    return typer.Option(option.default, flag_of(name), help=option.help, **kw)
+
+
+def speaks_flags(command: Callable[..., Any] | None = None, *,
+                 flags: dict[str, str] | None = None) -> Any:
+    """``command`` with the errors of lower layers naming its flags instead of options
+    (``exp_base 1.5: ...`` becomes ``--exp-base 1.5: ...``). Only an option the command has a flag for
+    is renamed; ``flags`` maps an option to another of its flags (``{"shard": "--part"}``).
+    A decorator, bare or with ``flags=``."""
+    if command is None:
+        return lambda fn: speaks_flags(fn, flags=flags)
+    from receval.errors import ReceValError
+
+    own = _flags_of_command(command)
+
+    @functools.wraps(command)
+    def with_flag_names(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ReceValError as exc:
+            flag_name = (flags or {}).get(exc.option or "") or flag_of(exc.option or "")
+            if exc.option is None or flag_name not in own:
+                raise
+            raise exc.named(flag_name) from None
+
+    return with_flag_names
+
+
+def _flags_of_command(command: Callable[..., Any]) -> set[str]:
+    import inspect
+
+    from typer.models import OptionInfo
+
+    own: set[str] = set()
+    for name, parameter in inspect.signature(command).parameters.items():
+        if isinstance(parameter.default, OptionInfo):
+            declared = [d for d in parameter.default.param_decls or () if d.startswith("--")]
+            own.update(declared or ["--" + name.replace("_", "-")])
+    return own
 
 
 def flag(help: str, *names: str, **kw: Any) -> Any:

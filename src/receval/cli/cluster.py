@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from receval.cli._common import algorithm_option, cutoff_option, split_list
+from receval.cli._common import algorithm_option, cutoff_option, speaks_flags, split_list
 
 _KUBE = "Cluster connection"
 _PIPE = "Pipeline parameters"
@@ -58,6 +58,28 @@ def _manual_run_id() -> str:
     return f"manual-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
 
 
+def _store_status(store_uri: str, run: str) -> str:
+    """What the store says about ``run``, read as ``receval results`` reads it (:mod:`receval.results.read`:
+    the keys are the layout's, a run is complete only with its marker)."""
+    from receval.errors import StoreError
+    from receval.pipeline import layout
+    from receval.results.read import read_run_info
+    from receval.storage import open_store
+
+    try:
+        info = read_run_info(open_store(store_uri), run)
+    except StoreError as exc:
+        return f"store: {store_uri}: cannot read run {run}: {exc}"
+    if info.reported_status is None:
+        return f"store: {store_uri} has no {layout.run_json_key(run)} yet"
+    details = [f"status {info.reported_status}" + ("" if info.status == info.reported_status else f" ({info.status})")]
+    details += [f"{name} {when.isoformat()}" for name, when in (("created", info.created), ("finished", info.finished))
+                if when is not None]
+    if info.failure:
+        details.append(f"failure {info.failure}")
+    return f"store: run {run}: {', '.join(details)}"
+
+
 def _progress_table(workflow: dict[str, Any]) -> Any:
     from rich.table import Table
 
@@ -84,6 +106,7 @@ def register(app: typer.Typer) -> None:
             "  receval submit --store s3://evals/receval --run-id r1 --dry-run > workflow.yaml"
         ),
     )
+    @speaks_flags
     def submit(
         store: str = typer.Option(None, "--store", envvar="RECEVAL_STORE", help="s3://bucket/prefix where run folders live.", rich_help_panel=_PIPE),
         run_id: str = typer.Option(None, "--run-id", envvar="RECEVAL_RUN_ID", help="Run folder name (default manual-YYYYMMDD-HHMMSS, UTC; with --nightly nightly-YYYYMMDD).", rich_help_panel=_PIPE),
@@ -170,6 +193,7 @@ def register(app: typer.Typer) -> None:
             "  receval schedule --delete"
         ),
     )
+    @speaks_flags
     def schedule(
         at: str = typer.Option(None, "--at", help="Daily start time HH:MM (24-hour clock); default 02:30 when creating."),
         timezone: str = typer.Option("Etc/UTC", "--timezone", help="IANA time zone of --at, e.g. Europe/Madrid."),
@@ -269,7 +293,7 @@ def register(app: typer.Typer) -> None:
         """A run's workflow phase and per-step progress, joined with the run's status in the store."""
         from rich.console import Console
 
-        from receval.errors import ClusterError, StoreError
+        from receval.errors import ClusterError
 
         client = _client(kubeconfig, context, namespace)
         workflow = client.latest_workflow(run)
@@ -283,15 +307,7 @@ def register(app: typer.Typer) -> None:
             if message:
                 console.print(f"message: {message}")
         if store and run:
-            from receval.storage import open_store
-
-            try:
-                record = open_store(store).read_json(f"runs/{run}/run.json")
-            except StoreError:
-                typer.echo(f"store: {store} has no runs/{run}/run.json yet")
-            else:
-                details = ", ".join(f"{k} {record[k]}" for k in ("status", "updated_at", "reason") if record.get(k))
-                typer.echo(f"store: run {run}: {details or 'no status recorded'}")
+            typer.echo(_store_status(store, run))
         if workflow is None and not store:
             raise ClusterError(f"no receval workflow for run {run or '(any)'} in namespace {client.namespace}; check --namespace")
 
@@ -304,6 +320,7 @@ def register(app: typer.Typer) -> None:
             "  receval render --out run/ --run-id r1 --store s3://evals/receval --indexed-jobs"
         ),
     )
+    @speaks_flags
     def render(
         out: str = typer.Option(..., "--out", "-o", help="Folder to write the manifests into (one file per object)."),
         store: str = typer.Option(None, "--store", rich_help_panel=_PIPE),

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from receval.cli._common import console, err_console
+from receval.cli._common import console, err_console, speaks_flags
 
 datasets_app = typer.Typer(
     name="datasets",
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
 
 
 @datasets_app.command("list")
+@speaks_flags
 def list_command(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=_DATA_DIR_DEFAULT),
 ) -> None:
@@ -53,6 +54,7 @@ def list_command(
 
 
 @datasets_app.command("download")
+@speaks_flags
 def download_command(
     name: str = typer.Argument(..., help="Dataset name, e.g. ml-100k (see `receval datasets list`)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP, show_default=_DATA_DIR_DEFAULT),

@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
-from receval.cli._common import console, cutoff_option, err_console, flag, int_list, metric_option, progress_bar, split_list
+from receval.cli._common import (
+    console, err_console, evaluation_option, flag, int_list, metric_option, progress_bar, speaks_flags, split_list,
+)
 
 _REQUIRED = "Required (unless pipeline mode)"
 _FORMATS = "Input formats"
@@ -46,7 +48,7 @@ With --shard I/N it evaluates only that shard's users and writes its partial sta
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate", help=EVALUATE_HELP, no_args_is_help=True)(evaluate)
+    app.command("evaluate", help=EVALUATE_HELP, no_args_is_help=True)(speaks_flags(evaluate))
     app.command(
         "merge",
         help=(
@@ -64,18 +66,18 @@ def evaluate(
     recs: Optional[Path] = typer.Option(None, "--recs", help="Recommendations (user,item,rank|score) or a TREC run.", show_default=False, rich_help_panel=_REQUIRED),
     out: Optional[str] = typer.Option(None, "--out", help="Output folder (or s3:// URI).", show_default=False, rich_help_panel=_REQUIRED),
     features: Optional[Path] = typer.Option(None, "--features", help="Item features (item,feature[,weight]).", show_default=False),
-    cutoff: Optional[list[str]] = cutoff_option("10", help="Cutoffs N (computed in one pass)"),
-    threshold: float = typer.Option(4.0, "--threshold", help="Relevance threshold τ (rating >= τ is relevant)."),
+    cutoff: Optional[list[str]] = evaluation_option("cutoffs"),
+    threshold: float = evaluation_option("threshold"),
     shard: Optional[str] = typer.Option(None, "--shard", help="Evaluate only shard I of N (I/N, 0-based), write its partial state.", show_default=False),
     metric: Optional[list[str]] = metric_option(help="Metrics to report: NAME, NAME[RELEVANCE,DISCOUNT] or NAME@K"),
     relevance: Optional[list[str]] = typer.Option(None, "--relevance", metavar="MODEL[,...]", help="Relevance models for bare novelty/diversity metrics: none, binary, background, graded, ndcg, err.", show_default=False),
     discount: Optional[list[str]] = typer.Option(None, "--discount", metavar="DISCOUNT[,...]", help="Rank discounts for bare novelty/diversity metrics: none, log, exp, reciprocal.", show_default=False),
-    distance: str = typer.Option("cosine", "--distance", help="Item distance: cosine or jaccard over features, or ratings (cosine over train user vectors: needs the whole train, so a --shard step still reads all of it)."),
-    alpha: float = typer.Option(0.5, "--alpha", help="alpha-nDCG redundancy penalty."),
-    exp_base: float = typer.Option(0.85, "--exp-base", help="Base b of the exp discount b^(k-1)."),
-    background: float = typer.Option(0.0, "--background", help="Prior relevance of unjudged items (background model)."),
-    epd_profile: str = typer.Option("unweighted", "--epd-profile", help="EPD profile: unweighted (RankSys) or relevance (the paper's weighted profile)."),
-    catalog: Optional[int] = typer.Option(None, "--catalog", help="Catalogue size for Gini.", show_default="items in train ∪ test"),
+    distance: str = evaluation_option("distance"),
+    alpha: float = evaluation_option("alpha"),
+    exp_base: float = evaluation_option("exp_base"),
+    background: float = evaluation_option("background"),
+    epd_profile: str = evaluation_option("epd_profile"),
+    catalog: Optional[int] = evaluation_option("catalog", show_default=False),
     output_format: str = typer.Option("table", "--format", help="What to print: table or json."),
     threads: int = typer.Option(0, "--threads", help="User batches computed at once (0: one per core); results do not depend on it."),
     columns: Optional[str] = typer.Option(None, "--columns", metavar="COL=NAME[,...]", help="The files' column names, e.g. user=user_id,item=movieId (common names are recognised without it).", show_default=False, rich_help_panel=_FORMATS),
@@ -110,31 +112,29 @@ def evaluate(
 
     from receval.data import schema
     from receval.metrics.engine import EvaluationConfig, evaluate as run_engine
+    from receval.metrics import options as evaluation_options
     from receval.metrics.spec import parse_specs
     from receval.pipeline.evaluation import write_partial, write_results
     from receval.storage import open_store
 
-    from receval.config import check_evaluation_flags
-
-    cutoffs = tuple(int_list(cutoff, "--cutoff")) or (10,)
-    check_evaluation_flags(cutoffs=list(cutoffs), threshold=threshold, distance=distance, alpha=alpha,
-                           exp_base=exp_base, background=background, epd_profile=epd_profile, catalog=catalog)
-    config_kw = dict(threshold=threshold, exp_base=exp_base, background=background)
-    EvaluationConfig(cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog, **config_kw)
+    # the rules of the API and the configuration file; speaks_flags names the flag of a bad value
+    options = evaluation_options.check(
+        cutoffs=tuple(int_list(cutoff, "--cutoff")) or evaluation_options.default("cutoffs"), threshold=threshold,
+        distance=distance, alpha=alpha, exp_base=exp_base, background=background, epd_profile=epd_profile,
+        catalog=catalog,
+    )
     specs = None
     if metric:
         specs = tuple(
-            parse_specs(split_list(metric), cutoffs, relevance=split_list(relevance) or None,
-                        discount=split_list(discount) or None, **config_kw)
+            parse_specs(split_list(metric), options.cutoffs, relevance=split_list(relevance) or None,
+                        discount=split_list(discount) or None, threshold=threshold, exp_base=exp_base,
+                        background=background)
         )
     elif relevance or discount:
         raise ConfigError("--relevance/--discount select variants of --metric; give --metric too (e.g. --metric epc,eild)")
     import os
 
-    config = EvaluationConfig(
-        specs=specs, cutoffs=cutoffs, distance=distance, alpha=alpha, epd_profile=epd_profile, catalog=catalog,
-        threads=threads or os.cpu_count() or 1, **config_kw,
-    )
+    config = EvaluationConfig(**options.options(), specs=specs, threads=threads or os.cpu_count() or 1)
     # Read and validate everything before touching the output folder.
     from receval.data.formats import layout_from_options
 
@@ -147,7 +147,7 @@ def evaluate(
     recs_df = schema.read_recs(recs, layout)
     features_df = schema.read_features(features, layout) if features is not None else None
     schema.require_overlap(test_df, recs_df, str(test), str(recs))
-    schema.check_catalog(catalog, recs_df, str(recs))
+    schema.check_catalog(options.catalog, recs_df, str(recs))
     with progress_bar("evaluating users") as update:
         state = run_engine(train_df, test_df, recs_df, features_df, config, shard=shard_obj, progress=update)
     for note in state.notes:

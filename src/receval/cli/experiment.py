@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from receval.cli._common import speaks_flags
+
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Experiments built from pipeline runs.", no_args_is_help=True)
@@ -21,7 +23,7 @@ def register(app: typer.Typer) -> None:
             "  receval experiment paper --data-dir ../shared/datasets --store ./receval-runs --out paper-report/\n\n"
             "  receval experiment paper --dataset ml-1m --data-dir ~/data   (MovieLens 1M, as in the paper)"
         ),
-    )(paper)
+    )(speaks_flags(paper))
     sub.command(
         "mf-vs-ub",
         help=(
@@ -32,7 +34,7 @@ def register(app: typer.Typer) -> None:
             "[b]Example[/b]\n\n"
             "  receval experiment mf-vs-ub --data-dir ../shared/datasets --store ./receval-runs --out mf-vs-ub/"
         ),
-    )(mf_vs_ub)
+    )(speaks_flags(mf_vs_ub))
     app.add_typer(sub, name="experiment")
 
 

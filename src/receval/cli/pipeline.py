@@ -14,10 +14,12 @@ import typer
 
 from receval.cli._common import (
     algorithm_option, cutoff_option, err_console, fit_tables, flag, int_list, log_line, out_console, output_width,
-    pipeline_log_lines, print_tables, split_list, stderr_is_terminal, step_bars,
+    pipeline_log_lines, print_tables, speaks_flags, split_list, stderr_is_terminal, step_bars,
 )
+from receval.metrics.options import BY_NAME
 
 _STEP = "Step options"
+RUN_CUTOFFS = BY_NAME["cutoffs"].default_of_a_run  # what the configuration defaults to (receval.config)
 
 STORE_HELP = "Where run folders live: a local folder or s3://bucket/prefix."
 ENDPOINT_HELP = "S3 endpoint for s3:// stores, e.g. http://127.0.0.1:8333."
@@ -62,7 +64,7 @@ COMPACT_COLUMNS: tuple[tuple[str, str | None, str | None, str], ...] = (
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", help=RUN_HELP)(run_command)
+    app.command("run", help=RUN_HELP)(speaks_flags(run_command))
     app.command(
         "prepare", no_args_is_help=True,
         help=(
@@ -77,19 +79,19 @@ def register(app: typer.Typer) -> None:
             "  receval prepare --store s3://b/receval --run-id r2 --config s3://b/configs/export.yaml --part 3/8   "
             "(8 pods, then: ... --finish)"
         ),
-    )(prepare_command)
+    )(speaks_flags(prepare_command, flags={"shard": "--part"}))
     app.command(
         "train", no_args_is_help=True,
         help=("Pipeline step 2: fit one algorithm on the run's train set; saves it under models/ALGORITHM/.\n\n"
               "[b]Example[/b]\n\n  receval train --store ./runs --run-id r1 --algorithm mf"),
-    )(train_command)
+    )(speaks_flags(train_command))
     app.command(
         "predict", no_args_is_help=True,
         help=("Pipeline step 3: recommend for the test users of shard I of N; writes "
               "recs/ALGORITHM/shard-IIIII-of-NNNNN.parquet (user, item, rank, score) and its .done marker.\n\n"
               "Step 4 is [b]receval evaluate --store ... --run-id ... --algorithm A --shard I/N[/b].\n\n"
               "[b]Example[/b]\n\n  receval predict --store ./runs --run-id r1 --algorithm mf --shard 0/4"),
-    )(predict_command)
+    )(speaks_flags(predict_command))
     app.command(
         "aggregate", no_args_is_help=True,
         help=("Pipeline step 5: merge every algorithm's shards (refusing a missing one, by name), write "
@@ -126,7 +128,11 @@ def _log_steps() -> None:
 
 
 def parse_cutoffs(values: list[str] | None) -> list[int] | None:
-    return int_list(values, "--cutoff") or None
+    """``--cutoff`` values, checked by the cutoffs' one rule (:mod:`receval.metrics.options`)."""
+    from receval.metrics.options import check_cutoffs
+
+    cutoffs = int_list(values, "--cutoff")
+    return list(check_cutoffs(cutoffs)) if cutoffs else None
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -150,14 +156,8 @@ def prepare_command(
     from receval.pipeline import steps
 
     _log_steps()
-    piece = None
-    if part is not None:
-        from receval.errors import ConfigError
-
-        try:
-            piece = Shard.parse(part)
-        except ConfigError as exc:  # the I/N rule is the shard's; the flag here is --part
-            raise ConfigError(str(exc).replace("--shard", "--part", 1)) from None
+    # the I/N rule is the shard's; speaks_flags names it --part here
+    piece = Shard.parse(part) if part is not None else None
     overrides = flag_overrides(dataset=dataset, data_dir=data_dir, cutoffs=parse_cutoffs(cutoffs), shards=shards)
     cfg = load_config(config or None, overrides, **_store_options(endpoint_url))
     steps.prepare_step(open_store_option(store, endpoint_url), run_id, cfg, force=force, part=piece, finish=finish)
@@ -224,7 +224,7 @@ def run_command(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset: synthetic, ml-100k, ml-latest-small, ml-1m, ..., lastfm-2k.", show_default="synthetic"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the datasets.", show_default="$RECEVAL_DATA or ~/.cache/receval"),
     algorithms: Optional[list[str]] = algorithm_option(help="Algorithms", show_default="rnd,pop,avg,ub,ib,cb,mf"),
-    cutoffs: Optional[list[str]] = cutoff_option(show_default="10,50"),
+    cutoffs: Optional[list[str]] = cutoff_option(show_default=",".join(map(str, RUN_CUTOFFS))),
     shards: Optional[int] = typer.Option(None, "--shards", help="User shards of predict and evaluate.", show_default="4"),
     workers: Optional[int] = typer.Option(None, "--workers", help="Processes (1 = no process pool).", show_default="the number of CPUs"),
     store: str = typer.Option("./receval-runs", "--store", help=STORE_HELP),

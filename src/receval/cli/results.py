@@ -11,7 +11,7 @@ import typer
 
 from receval.cli._common import (
     algorithm_option, cutoff_option, fit_tables, int_list, metric_option, out_console, output_width, print_tables,
-    split_list,
+    speaks_flags, split_list,
 )
 from receval.errors import ConfigError, StoreError
 
@@ -93,6 +93,7 @@ def _echo_json(value: Any) -> None:
 
 
 @results_app.command("list")
+@speaks_flags
 def list_command(
     store: str = _STORE,
     since: str = typer.Option(None, "--since", help="Only runs created on or after this date (YYYY-MM-DD or ISO time)."),
@@ -167,6 +168,7 @@ def _load_for_display(store_obj, run: str):
 
 
 @results_app.command("show")
+@speaks_flags
 def show_command(
     store: str = _STORE,
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
@@ -251,6 +253,7 @@ def _comparison_table(comparison, console) -> None:
 
 
 @results_app.command("compare")
+@speaks_flags
 def compare_command(
     store: str = _STORE,
     run_a: str = typer.Argument(..., help="Run id (or 'latest') of side A.", show_default=False),
@@ -344,6 +347,7 @@ def compare_command(
 
 
 @results_app.command("report")
+@speaks_flags
 def report_command(
     store: str = _STORE,
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),
@@ -380,6 +384,7 @@ def report_command(
 
 
 @results_app.command("trend")
+@speaks_flags
 def trend_command(
     store: str = _STORE,
     metric: str = typer.Option(..., "--metric", "-m", help="Metric key, e.g. epc\\[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),
@@ -510,6 +515,7 @@ def _gate_table(result, console) -> None:
 
 
 @results_app.command("gate")
+@speaks_flags
 def gate_command(
     store: str = _STORE,
     run: str = typer.Argument("latest", help="Run id to gate, or 'latest' (the newest complete run)."),
@@ -579,6 +585,7 @@ def gate_command(
 
 
 @results_app.command("export")
+@speaks_flags
 def export_command(
     store: str = _STORE,
     run: str = typer.Argument(..., help="Run id, or 'latest' for the newest complete run.", show_default=False),

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from receval.cli._common import speaks_flags
+
 TUNE_HELP = """Choose an algorithm's parameters by a grid search on a validation split of the run's train set.
 
 The dataset is split as [b]receval run[/b] splits it (the configuration's method, fraction and seed); the
@@ -26,7 +28,7 @@ configuration; --out writes all of it as JSON.
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tune", help=TUNE_HELP, no_args_is_help=True)(tune_command)
+    app.command("tune", help=TUNE_HELP, no_args_is_help=True)(speaks_flags(tune_command))
 
 
 def parse_grid(texts: list[str]) -> dict[str, list[Any]]:

@@ -178,8 +178,10 @@ class PipelineParameters:
                 names.check_label(name, "--algorithm: label")
             if len(set(self.algorithms)) != len(self.algorithms):
                 raise ConfigError(f"--algorithm {','.join(self.algorithms)}: an algorithm is listed twice")
-        if self.cutoffs is not None and (not self.cutoffs or any(k < 1 for k in self.cutoffs)):
-            raise ConfigError(f"--cutoff {self.cutoffs}: give one or more cutoffs >= 1, e.g. 5,10,20")
+        if self.cutoffs is not None:
+            from receval.metrics.options import check_cutoffs
+
+            check_cutoffs(self.cutoffs)  # the rule of `receval run`: a cutoff of 10^10 fails here, not in a pod
         if self.image_tag is not None:
             names.check_image_tag(self.image_tag)
         if self.image_registry is not None:

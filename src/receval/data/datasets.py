@@ -232,7 +232,7 @@ def _no_network(entry: Archive, reason: object) -> InputError:
     return InputError(
         f"cannot download {entry.name} from {entry.url} ({reason}): no network access? Download "
         f"{entry.filename} on a machine that has it, unzip it into a folder DIR (giving DIR/{entry.folder}/"
-        f"{entry.marker}) and pass --data-dir DIR or set {ENV_DATA_DIR}=DIR"
+        f"{entry.marker}) and give DIR as data_dir or set {ENV_DATA_DIR}=DIR", option="data_dir",
     )
 
 

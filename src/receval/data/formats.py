@@ -117,7 +117,8 @@ def parse_columns(text: str | None, **single: str | None) -> dict[str, str]:
             continue
         ours, eq, theirs = part.partition("=")
         if not eq or not ours.strip() or not theirs.strip():
-            raise ConfigError(f"--columns {part.strip()!r}: expected RECEVAL=FILE pairs, e.g. user=user_id,item=movieId")
+            raise ConfigError(f"columns {part.strip()!r}: expected RECEVAL=FILE pairs, e.g. user=user_id,item=movieId",
+                              option="columns")
         mapping[ours.strip()] = theirs.strip()
     mapping.update({k: v for k, v in single.items() if v})
     Layout(columns=mapping)  # validates the names

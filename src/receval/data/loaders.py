@@ -38,7 +38,7 @@ def _need(folder: Path, filename: str, dataset: str) -> Path:
     if not path.is_file():
         raise InputError(
             f"{path}: file not found; get the dataset with `receval datasets download {dataset}` "
-            f"or point --data-dir (or RECEVAL_DATA) at a folder that holds it"
+            f"or point data_dir (or RECEVAL_DATA) at a folder that holds it", option="data_dir",
         )
     return path
 
@@ -354,7 +354,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, include_tags:
         base = Path(data_dir).expanduser() if data_dir is not None else registry.default_data_dir()
         raise InputError(
             f"{base / entry.folder / entry.marker}: file not found; get the dataset with "
-            f"`receval datasets download {name}` or point --data-dir (or RECEVAL_DATA) at a folder that holds it"
+            f"`receval datasets download {name}` or point data_dir (or RECEVAL_DATA) at a folder that holds it",
+            option="data_dir",
         )
     if name == "ml-100k":
         return load_ml100k(folder)

@@ -62,7 +62,7 @@ def files_of_part(files: Sequence[str], part: int, parts: int) -> list[str]:
     file sizes drift along the listing.
     """
     if parts < 1 or not 0 <= part < parts:
-        raise ConfigError(f"--part {part}/{parts}: the index must be in 0..{parts - 1}")
+        raise ConfigError(f"part {part}/{parts}: the index must be in 0..{parts - 1}", option="part")
     return list(sorted(files)[part::parts])
 
 

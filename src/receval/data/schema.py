@@ -95,7 +95,7 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: cannot be read: {first}") from None
     raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet, .csv, .tsv or .trec "
-                     "(or --input-format trec)")
+                     "(or the input format trec)")
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
@@ -333,12 +333,12 @@ def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs
         )
 
 
-def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str, option: str = "--catalog") -> None:
+def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str, option: str = "catalog") -> None:
     """Refuse a catalogue size (for Gini) smaller than the distinct items the lists recommend.
 
     Gini over fewer catalogue items than are recommended is not defined; the engine would have to
     widen the catalogue silently, so the value would not be the one asked for. ``option`` names the
-    setting in the message (``--catalog``, or ``catalog`` for :func:`receval.evaluate`).
+    setting in the message (the option ``catalog``; the CLI shows its flag, a run its key).
     """
     if catalog is None:
         return
@@ -347,7 +347,7 @@ def check_catalog(catalog: int | None, recs: pd.DataFrame, recs_name: str, optio
     if catalog < recommended:
         raise InputError(
             f"{option} {catalog}: smaller than the {recommended} distinct items recommended in {recs_name}; "
-            f"the catalogue must hold every recommended item"
+            f"the catalogue must hold every recommended item", option=option,
         )
 
 

@@ -21,11 +21,12 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field, ValidationError
 
 from receval._version import __version__
 from receval.errors import ConfigError, InputError
@@ -33,61 +34,38 @@ from receval.metrics import system
 from receval.data.schema import harmonise_id_types
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batches
 from receval.metrics.models import ExpDiscount, Relevance
+from receval.metrics.options import EvaluationOptions, option_error
 from receval.metrics.sharding import Shard
 from receval.metrics.statistics import GlobalStatistics
 from receval.metrics.spec import MetricSpec, default_specs, discount_model, relevance_model
 
-DISTANCES = ("cosine", "jaccard", "ratings")
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
-    """What to compute. ``specs=None`` means the default report (docs/metrics.md, "Metrics") at ``cutoffs``.
+class EvaluationConfig(EvaluationOptions):
+    """What to compute: the :class:`~receval.metrics.options.EvaluationOptions` (declared there once:
+    cutoffs, threshold, distance, alpha, exp_base, background, epd_profile, catalog) plus the specs
+    and how to run. ``specs=None`` means the default report (docs/metrics.md, "Metrics") at ``cutoffs``.
 
     Parameters
     ----------
-    threshold : τ of the binary, background, graded, nDCG and ERR relevance models.
-    distance : item distance for EPD/EILD/ILD: ``cosine`` or ``jaccard`` over item features, or
-        ``ratings`` (cosine over train user vectors).
-    alpha : alpha-nDCG redundancy penalty.
-    exp_base : b of the exponential discount b^(k−1).
-    background : b of the background relevance model (prior of unjudged items).
-    epd_profile : ``unweighted`` (RankSys) or ``relevance`` (the paper's relevance-weighted profile).
-    catalog : number of items of the catalogue for Gini (default: distinct items of train ∪ test).
+    specs : the metric specs to compute (default: the default report).
     batch_size : users per batch (default: from K, to bound memory).
     threads : batches computed at once (numpy releases the GIL); results do not depend on it.
+
+    A bad value is a :class:`ConfigError` naming the option (``exp_base 1.5: ...``), never a flag.
     """
 
-    specs: tuple[MetricSpec, ...] | None = None
-    cutoffs: tuple[int, ...] = (10,)
-    threshold: float = 4.0
-    distance: str = "cosine"
-    alpha: float = 0.5
-    exp_base: float = 0.85
-    background: float = 0.0
-    epd_profile: str = "unweighted"
-    catalog: int | None = None
-    batch_size: int | None = None
-    threads: int = 1
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    def __post_init__(self) -> None:
-        cutoffs = tuple(int(c) for c in self.cutoffs)
-        if not cutoffs:
-            raise ConfigError("at least one cutoff is needed")
-        bad = [c for c in cutoffs if c < 1]
-        if bad:
-            raise ConfigError(f"--cutoff {bad[0]}: cutoffs must be >= 1")
-        object.__setattr__(self, "cutoffs", tuple(sorted(set(cutoffs))))
-        if self.distance not in DISTANCES:
-            raise ConfigError(f"--distance {self.distance!r}: choose from {', '.join(DISTANCES)}")
-        if self.epd_profile not in ("unweighted", "relevance"):
-            raise ConfigError(f"--epd-profile {self.epd_profile!r}: choose unweighted or relevance")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"--alpha {self.alpha}: must be in [0, 1]")
-        if self.catalog is not None and self.catalog < 1:
-            raise ConfigError(f"--catalog {self.catalog}: must be >= 1")
-        if self.specs is not None:
-            object.__setattr__(self, "specs", tuple(self.specs))
+    specs: tuple[MetricSpec, ...] | None = Field(None, strict=False)
+    batch_size: int | None = Field(None, ge=1)
+    threads: int = Field(1, ge=1)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise option_error(exc) from None
 
     def resolve(self, has_features: bool) -> tuple[list[MetricSpec], list[str]]:
         """The specs to compute and notes on what was skipped (feature metrics without features)."""
@@ -106,13 +84,14 @@ class EvaluationConfig:
             needs = [s for s in specs if s.definition.needs_item_features(self.distance)]
             if needs and explicit:
                 raise ConfigError(
-                    f"{needs[0].key} needs item features: pass --features FILE"
-                    + (" (or --distance ratings)" if needs[0].definition.needs_distance else "")
+                    f"features: {needs[0].key} needs item features"
+                    + (" (or the distance 'ratings')" if needs[0].definition.needs_distance else ""),
+                    option="features",
                 )
             if needs:
                 notes.append(
                     "no item features: skipped " + ", ".join(sorted({s.metric for s in needs}))
-                    + " (pass --features, or --distance ratings for EPD/EILD/ILD)"
+                    + " (give item features, or the distance 'ratings' for EPD/EILD/ILD)"
                 )
                 specs = [s for s in specs if not s.definition.needs_item_features(self.distance)]
         if not specs:
@@ -120,11 +99,10 @@ class EvaluationConfig:
         return specs, notes
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The options and specs as plain data (what a partial state records; how it ran is left out)."""
+        d = self.options()
         d["cutoffs"] = list(self.cutoffs)
         d["specs"] = None if self.specs is None else [_spec_dict(s) for s in self.specs]
-        d.pop("batch_size")
-        d.pop("threads")
         return d
 
     @classmethod
@@ -133,11 +111,12 @@ class EvaluationConfig:
         specs = d.pop("specs", None)
         d.pop("batch_size", None)
         d.pop("threads", None)
-        d["cutoffs"] = tuple(d.get("cutoffs", (10,)))
+        if "cutoffs" in d:
+            d["cutoffs"] = tuple(d["cutoffs"])
         base = cls(**d)
         if specs is None:
             return base
-        return replace(base, specs=tuple(_spec_from_dict(s, base) for s in specs))
+        return base.model_copy(update={"specs": tuple(_spec_from_dict(s, base) for s in specs)})
 
 
 def _spec_dict(s: MetricSpec) -> dict[str, Any]:

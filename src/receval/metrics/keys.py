@@ -99,13 +99,14 @@ class MetricKey:
     no_cutoff: bool = False  # the key says @all: only values without a cutoff match
 
     @classmethod
-    def parse(cls, text: str, *, what: str = "--metric") -> MetricKey:
-        """Parse ``text``; a text outside the grammar is a one-line :class:`ConfigError` naming ``what``."""
+    def parse(cls, text: str, *, what: str = "metric") -> MetricKey:
+        """Parse ``text``; a text outside the grammar is a one-line :class:`ConfigError` naming ``what``
+        (the option or the place the text came from; the CLI shows its flag)."""
         m = _KEY.match(text or "")
         if not m:
             raise ConfigError(
                 f"{what} {text!r}: expected NAME[RELEVANCE,DISCOUNT]@CUTOFF with optional parts,"
-                " e.g. epc[binary,exp]@10, epc[binary] or ndcg@10"
+                " e.g. epc[binary,exp]@10, epc[binary] or ndcg@10", option=what,
             )
         relevance, discount, cutoff = m.group("relevance"), m.group("discount"), m.group("cutoff")
         return cls(
@@ -210,7 +211,7 @@ def split_keys(text: str | Iterable[str] | None) -> list[str]:
     return [p for p in (x.strip() for x in parts) if p]
 
 
-def match_columns(columns: Iterable[str], selectors: Iterable[str | MetricKey], *, what: str = "--metric") -> list[str]:
+def match_columns(columns: Iterable[str], selectors: Iterable[str | MetricKey], *, what: str = "metric") -> list[str]:
     """The columns named by complete keys that any selector matches, in selector order.
 
     A selector that matches no column is a :class:`ConfigError` listing the columns.
@@ -227,7 +228,7 @@ def match_columns(columns: Iterable[str], selectors: Iterable[str | MetricKey], 
         key = selector if isinstance(selector, MetricKey) else MetricKey.parse(selector, what=what)
         hits = [c for c, k in parsed.items() if key.matches_key(k)]
         if not hits:
-            raise ConfigError(f"{what}: {key} matches no per-user column (columns: {', '.join(parsed)})")
+            raise ConfigError(f"{what}: {key} matches no per-user column (columns: {', '.join(parsed)})", option=what)
         chosen += [c for c in hits if c not in chosen]
     return chosen
 

@@ -26,17 +26,18 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ConfigError(f"--shard {self.index}/{self.count}: the index must be in 0..{self.count - 1}")
+            raise ConfigError(f"shard {self.index}/{self.count}: the index must be in 0..{self.count - 1}", option="shard")
 
     @classmethod
     def parse(cls, text: str) -> Shard:
         """Parse ``I/N`` (e.g. ``3/8``)."""
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
         if not m:
-            raise ConfigError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 3/8")
+            raise ConfigError(f"shard {text!r}: expected I/N with 0 <= I < N, e.g. 3/8", option="shard")
         index, count = int(m.group(1)), int(m.group(2))
         if count < 1 or index >= count:
-            raise ConfigError(f"--shard {text}: the index must be in 0..{count - 1} (shards are numbered from 0)")
+            raise ConfigError(f"shard {text}: the index must be in 0..{count - 1} (shards are numbered from 0)",
+                              option="shard")
         return cls(index, count)
 
     @property

@@ -196,7 +196,7 @@ def parse_specs(
     background: float = 0.0,
     exp_base: float = 0.85,
 ) -> list[MetricSpec]:
-    """Parse ``--metric`` texts: ``epc``, ``epc[binary,exp]``, ``eild[graded,log]@20``, ``epc[binary,exp(0.5)]``.
+    """Parse metric texts (``metrics=``, ``evaluation.metrics``, ``--metric``): ``epc``, ``epc[binary,exp]``, ``eild[graded,log]@20``, ``epc[binary,exp(0.5)]``.
 
     A bare novelty/diversity name expands over ``relevance`` × ``discount`` (default: the metric's
     own model); a name without ``@N`` is computed at every cutoff.
@@ -206,13 +206,15 @@ def parse_specs(
     seen: set[str] = set()
     for text in texts:
         for part in split_keys(text):
-            key = MetricKey.parse(part, what="--metric")
+            key = MetricKey.parse(part, what="metrics")
             name, rel, disc, at = key.metric, key.relevance, key.discount, key.cutoff
             if key.no_cutoff:
-                raise ConfigError(f"--metric {part!r}: every metric has a cutoff; give @K or leave it out")
+                raise ConfigError(f"metrics {part!r}: every metric has a cutoff; give @K or leave it out",
+                                  option="metrics")
             if name not in registry.names():
                 raise ConfigError(
-                    f"--metric {part!r}: unknown metric {name!r}; choose from {', '.join(registry.names())}"
+                    f"metrics {part!r}: unknown metric {name!r}; choose from {', '.join(registry.names())}",
+                    option="metrics",
                 )
             definition = registry.get(name)
             rels_allowed = definition.relevances or RELEVANCE_KINDS
