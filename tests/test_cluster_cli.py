@@ -236,6 +236,11 @@ def test_status_joins_workflow_and_store(api, capsys, tmp_path):
     code, out, _ = run_cli(["status", "r9", "--kubeconfig", api.kubeconfig, "--store", str(tmp_path / "empty")], capsys)
     assert code == 0 and "has no runs/r9/run.json" in out  # the store's absence is tolerated
 
+    # the store is read as `receval results` reads it: "complete" without the run's marker is not complete
+    open_store(str(store)).write_json("runs/r9/run.json", {"status": "complete", "created": "2024-05-01T03:00:00Z"})
+    code, out, err = run_cli(["status", "r9", "--kubeconfig", api.kubeconfig, "--store", str(store)], capsys)
+    assert code == 0 and "store: run r9: status complete (partial), created 2024-05-01T03:00:00+00:00" in out, out
+
 
 @pytest.mark.parametrize(
     "setup, expected",
@@ -278,6 +283,10 @@ def test_bad_options_are_one_line_exit_2(capsys):
     assert code == 2 and "s3://bucket/prefix" in err
     code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "bad id!", "--dry-run"], capsys)
     assert code == 2 and "--run-id" in err
+    # the cutoffs' rule is the one of `receval run` and the configuration, not a pod's memory error
+    code, _, err = run_cli(["submit", "--store", "s3://evals/x", "--run-id", "r", "--dry-run", "--cutoff",
+                            "10000000000"], capsys)
+    assert code == 2 and "--cutoff 10000000000: Input should be less than or equal to 100000" in err, err
 
 
 def test_render_writes_valid_manifests(tmp_path, capsys):

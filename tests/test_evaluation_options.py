@@ -205,3 +205,28 @@ def test_a_command_renames_only_the_options_it_has_flags_for(tmp_path, capsys):
 
     with pytest.raises(ConfigError, match="^--catalog 1: too small$"):
         speaks_flags(with_flag)()
+
+
+def test_the_pipeline_reference_lists_the_declared_defaults():
+    """docs/pipeline.md's key table is one more copy of the defaults: it must say what the declaration says."""
+    import re
+
+    rows = {}
+    for line in (SRC.parents[1] / "docs" / "pipeline.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        m = re.fullmatch(r"`evaluation\.(?:\{(?P<many>[^}]+)\}|(?P<one>\w+))`", cells[0]) if len(cells) == 3 else None
+        if m:
+            names = (m["many"] or m["one"]).split(",")
+            values = [cells[1]] if len(names) == 1 else [v.strip() for v in cells[1].split(",")]
+            rows.update(zip(names, values))
+    for option in OPTIONS:
+        documented = rows[option.name]
+        expected = option.default_of_a_run
+        if option.optional and expected is None:
+            continue  # described in words (items of train ∪ test)
+        if isinstance(expected, tuple):
+            assert documented == "`[" + ", ".join(map(str, expected)) + "]`", (option.name, documented)
+        elif isinstance(expected, str):
+            assert documented == f"`{expected}`", (option.name, documented)
+        else:
+            assert float(documented) == expected, (option.name, documented)
