@@ -46,6 +46,15 @@ def cli_default(command: str, option: str):
     return param.default
 
 
+def input_files(folder: Path) -> list[str]:
+    """``--train F --test F --recs F`` of the frames above, written as CSV into ``folder``."""
+    args = []
+    for role, frame in (("train", TRAIN), ("test", TEST), ("recs", RECS)):
+        frame.to_csv(folder / f"{role}.csv", index=False)
+        args += [f"--{role}", str(folder / f"{role}.csv")]
+    return args
+
+
 def run(capsys, *argv: str) -> tuple[int, str]:
     with pytest.raises(SystemExit) as info:
         main(list(argv))
@@ -124,10 +133,7 @@ def test_a_bad_value_gets_the_same_rule_from_the_api_a_configuration_file_and_th
     key = f"'evaluation.{name}[0]'" if name == "cutoffs" else f"'evaluation.{name}'"
     assert str(info.value).endswith(f"{key} = {shown}: {rule}"), (str(info.value), rule)
     # the command line names the flag, before reading any file
-    files = []
-    for role, frame in (("train", TRAIN), ("test", TEST), ("recs", RECS)):
-        frame.to_csv(tmp_path / f"{role}.csv", index=False)
-        files += [f"--{role}", str(tmp_path / f"{role}.csv")]
+    files = input_files(tmp_path)
     code, err = run(capsys, "evaluate", *files, "--out", str(tmp_path / "out"), flag_of(name), str(value))
     assert code == 2 and err.strip() == f"receval: error: {flag_of(name)} {shown}: {rule}", err
     assert not (tmp_path / "out").exists()
@@ -157,10 +163,7 @@ def test_engine_errors_name_options_and_the_cli_names_its_flags(tmp_path, capsys
         with pytest.raises(ConfigError) as info:
             receval.evaluate(TRAIN, TEST, RECS, **kw)
         assert str(info.value).startswith(start) and "--" not in str(info.value), str(info.value)
-    files = []
-    for role, frame in (("train", TRAIN), ("test", TEST), ("recs", RECS)):
-        frame.to_csv(tmp_path / f"{role}.csv", index=False)
-        files += [f"--{role}", str(tmp_path / f"{role}.csv")]
+    files = input_files(tmp_path)
     out = ["--out", str(tmp_path / "out")]
     for flags, start in ((("--metric", "novelty"), "--metric 'novelty': unknown metric"),
                          (("--shard", "3/2"), "--shard 3/2: the index must be in 0..1"),
@@ -230,3 +233,20 @@ def test_the_pipeline_reference_lists_the_declared_defaults():
             assert documented == f"`{expected}`", (option.name, documented)
         else:
             assert float(documented) == expected, (option.name, documented)
+
+
+@pytest.mark.parametrize("text", ["novelty", "epc@all", "epc[binary"])
+def test_a_bad_metric_gets_the_same_rule_from_every_entry_and_a_file_is_refused_when_read(text, tmp_path, capsys):
+    with pytest.raises(ConfigError) as info:
+        receval.evaluate(TRAIN, TEST, RECS, metrics=[text])
+    message = str(info.value)
+    assert message.startswith(f"metrics {text!r}: "), message
+    rule = message.removeprefix(f"metrics {text!r}: ")
+    path = tmp_path / "run.yaml"
+    path.write_text(f"evaluation: {{metrics: [{text!r}]}}\n")
+    with pytest.raises(ConfigError) as info:  # by load_config, not by an evaluate pod after the run started
+        load_config(path)
+    assert str(info.value).endswith(f"'evaluation.metrics': {text!r}: {rule}"), str(info.value)
+    files = input_files(tmp_path)
+    code, err = run(capsys, "evaluate", *files, "--out", str(tmp_path / "out"), "--metric", text)
+    assert code == 2 and err.strip() == f"receval: error: --metric {text!r}: {rule}", err

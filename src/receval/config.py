@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from receval.errors import ConfigError
 from receval.metrics.options import BY_NAME, MAX_CUTOFF, EvaluationOptions, annotation, rule
@@ -201,6 +201,21 @@ class EvaluationSection(EvaluationOptions):
     cutoffs: _Cutoffs = Field(DEFAULT_CUTOFFS, description=BY_NAME["cutoffs"].help)
     metrics: list[str] | None = None
     batch_size: PositiveInt | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_parse(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # checked when the file is read, not in the evaluate pods, by the rule of evaluate(metrics=) and --metric
+        needed = ("cutoffs", "threshold", "exp_base", "background")
+        if value and all(name in info.data for name in needed):
+            from receval.metrics.spec import parse_specs
+
+            try:
+                parse_specs(value, info.data["cutoffs"], threshold=info.data["threshold"],
+                            exp_base=info.data["exp_base"], background=info.data["background"])
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("metrics ")) from None
+        return value
 
     def to_engine(self) -> Any:
         """The engine's :class:`~receval.metrics.engine.EvaluationConfig`."""
