@@ -250,3 +250,13 @@ def test_a_bad_metric_gets_the_same_rule_from_every_entry_and_a_file_is_refused_
     files = input_files(tmp_path)
     code, err = run(capsys, "evaluate", *files, "--out", str(tmp_path / "out"), "--metric", text)
     assert code == 2 and err.strip() == f"receval: error: --metric {text!r}: {rule}", err
+
+
+def test_the_flag_replaces_the_option_not_a_file_that_shares_its_name():
+    from receval.errors import InputError
+
+    leading = InputError("catalog 1: smaller than the 3 distinct items recommended in /x/catalog.csv", option="catalog")
+    assert str(leading.named("--catalog")) == ("--catalog 1: smaller than the 3 distinct items recommended in "
+                                               "/x/catalog.csv")
+    hint = InputError("/d/data_dir/ml-1m/ratings.dat: file not found; point data_dir at a folder", option="data_dir")
+    assert str(hint.named("--data-dir")) == "/d/data_dir/ml-1m/ratings.dat: file not found; point --data-dir at a folder"

@@ -183,9 +183,8 @@ def evaluate(
     if isinstance(cutoffs, int):
         cutoffs = (cutoffs,)
     cutoffs = tuple(_whole(c) for c in cutoffs)
-    options = _options.check(cutoffs=cutoffs, threshold=threshold, distance=distance, alpha=alpha,
-                                        exp_base=exp_base, background=background, epd_profile=epd_profile,
-                                        catalog=_whole(catalog))
+    options = _options.check(cutoffs=cutoffs, threshold=threshold, distance=distance, alpha=alpha, exp_base=exp_base,
+                             background=background, epd_profile=epd_profile, catalog=_whole(catalog))
     specs = None if metrics is None else _specs(metrics, options.cutoffs, threshold, background, exp_base)
     config = EvaluationConfig(**options.options(), specs=specs, threads=threads)
     ids = {"user": user_col, "item": item_col}

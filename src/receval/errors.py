@@ -34,15 +34,20 @@ class ReceValError(Exception):
         self.option = option
 
     def named(self, name: str) -> ReceValError:
-        """The same error with its option called ``name`` where the message first names it
-        (``exp_base 1.5: ...`` → ``--exp-base 1.5: ...``)."""
+        """The same error with its option called ``name`` (``exp_base 1.5: ...`` → ``--exp-base 1.5: ...``).
+
+        The option is the message's first word, or else its last mention: a hint after the file
+        named first (``/data/data_dir/x.dat: file not found; ... point data_dir at ...``)."""
         import re
 
         text = str(self)
-        found = re.search(rf"(?<![\w-]){re.escape(self.option)}(?![\w-])", text) if self.option else None
-        if found is None:
+        if self.option is None:
             return self
-        renamed = type(self)(text[:found.start()] + name + text[found.end():])
+        found = list(re.finditer(rf"(?<![\w-]){re.escape(self.option)}(?![\w-])", text))
+        if not found:
+            return self
+        at = found[0] if found[0].start() == 0 else found[-1]
+        renamed = type(self)(text[:at.start()] + name + text[at.end():])
         renamed.__cause__ = self.__cause__
         return renamed
 

@@ -95,7 +95,7 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{name}: cannot be read: {first}") from None
     raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet, .csv, .tsv or .trec "
-                     "(or the input format trec)")
+                     "(or input_format trec)", option="input_format")
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
