@@ -260,3 +260,13 @@ def test_the_flag_replaces_the_option_not_a_file_that_shares_its_name():
                                                "/x/catalog.csv")
     hint = InputError("/d/data_dir/ml-1m/ratings.dat: file not found; point data_dir at a folder", option="data_dir")
     assert str(hint.named("--data-dir")) == "/d/data_dir/ml-1m/ratings.dat: file not found; point --data-dir at a folder"
+
+
+def test_the_api_takes_numpy_scalars_as_the_numbers_they_hold():
+    import numpy as np
+
+    plain = receval.evaluate(TRAIN, TEST, RECS, cutoffs=(1, 2), threshold=4.0, catalog=5)
+    numpy = receval.evaluate(TRAIN, TEST, RECS, cutoffs=np.array([2, 1]), threshold=np.int64(4), catalog=np.int64(5))
+    assert numpy.records == plain.records
+    with pytest.raises(ConfigError, match=r"^cutoffs True: Input should be a valid integer$"):
+        receval.evaluate(TRAIN, TEST, RECS, cutoffs=[np.bool_(True)])

@@ -103,12 +103,10 @@ def _specs(metrics: Sequence[Any], cutoffs: tuple[int, ...], threshold: float, b
     return tuple(specs.values())
 
 
-def _whole(value: Any) -> Any:
-    """A numpy integer as a Python int (a cutoff from ``np.array([10, 50])``); anything else as given,
-    for the options' rule to judge."""
-    import numbers
-
-    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (a cutoff from ``np.array([10, 50])``, a threshold
+    from a frame); anything else as given, for the options' rule to judge."""
+    return value.item() if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 else value
 
 
 def evaluate(
@@ -180,12 +178,14 @@ def evaluate(
     from receval.metrics.engine import EvaluationConfig, evaluate as run_engine
     from receval.metrics.sharding import Shard
 
+    cutoffs = _plain(cutoffs)
     if isinstance(cutoffs, int):
         cutoffs = (cutoffs,)
-    cutoffs = tuple(_whole(c) for c in cutoffs)
-    options = _options.check(cutoffs=cutoffs, threshold=threshold, distance=distance, alpha=alpha, exp_base=exp_base,
-                             background=background, epd_profile=epd_profile, catalog=_whole(catalog))
-    specs = None if metrics is None else _specs(metrics, options.cutoffs, threshold, background, exp_base)
+    given = dict(cutoffs=tuple(_plain(c) for c in cutoffs), threshold=threshold, distance=distance, alpha=alpha,
+                 exp_base=exp_base, background=background, epd_profile=epd_profile, catalog=catalog)
+    options = _options.check(**{name: _plain(value) for name, value in given.items()})
+    specs = None if metrics is None else _specs(metrics, options.cutoffs, options.threshold, options.background,
+                                                options.exp_base)
     config = EvaluationConfig(**options.options(), specs=specs, threads=threads)
     ids = {"user": user_col, "item": item_col}
     train_df = _validated(train, "train", {**ids, "rating": rating_col}, schema.validate_train)
