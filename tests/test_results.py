@@ -189,7 +189,7 @@ def test_list_runs_filters(store_root):
     until = read.parse_date_option("2024-05-02", option="--until", end_of_day=True)
     assert [r.run_id for r in read.list_runs(store, since=since, until=until)] == ["2024-05-02-nightly", "2024-05-01-nightly"]
     assert [r.run_id for r in read.list_runs(store, status="failed,partial")] == ["2024-05-03-nightly", "2024-04-30-broken"]
-    with pytest.raises(ConfigError, match="--status done"):
+    with pytest.raises(ConfigError, match="status done"):
         read.list_runs(store, status="done")
     with pytest.raises(ConfigError, match="--since"):
         read.parse_date_option("yesterday", option="--since")

@@ -96,7 +96,8 @@ def algorithm_option(help: str = "Algorithms", show_default: Any = False, **kw: 
 
 # Lower layers (the engine, receval.evaluate, the readers) name an option as the API and the configuration
 # spell it (``exp_base``, ``cutoffs``) and set the error's ``option``; a command renames it to its flag here.
-_FLAG_OF_OPTION = {"cutoffs": "--cutoff", "metrics": "--metric"}
+_FLAG_OF_OPTION = {"cutoffs": "--cutoff", "metrics": "--metric", "n_boot": "--bootstrap", "rules": "--rule",
+                  "algorithms": "--algorithm"}
 
 
 def flag_of(option: str) -> str:

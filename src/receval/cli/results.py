@@ -384,7 +384,7 @@ def report_command(
 
 
 @results_app.command("trend")
-@speaks_flags
+@speaks_flags(flags={"key": "--metric"})
 def trend_command(
     store: str = _STORE,
     metric: str = typer.Option(..., "--metric", "-m", help="Metric key, e.g. epc\\[binary,exp]@10 (or ndcg@10 when unique).", show_default=False),

@@ -224,9 +224,9 @@ def evaluate_gate(
     from receval.results.read import load_per_user, load_summary, read_run_info, resolve_run
 
     if not rules:
-        raise ConfigError("no gate rules: give --rule 'KEY: drop <= TOLERANCE' or a gate: section in the configuration")
+        raise ConfigError("rules: none given; give a rule 'KEY: drop <= TOLERANCE' or a gate: section in the configuration", option="rules")
     if test not in TESTS:
-        raise ConfigError(f"--test {test}: expected one of {', '.join(TESTS)}")
+        raise ConfigError(f"test {test}: expected one of {', '.join(TESTS)}", option="test")
     n_boot = stats.DEFAULT_BOOTSTRAP if n_boot is None else n_boot
     seed = stats.DEFAULT_SEED if seed is None else seed
     tonight_info = read_run_info(store, run_id)

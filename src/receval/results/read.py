@@ -225,7 +225,7 @@ def _status_filter(status: str | Iterable[str] | None) -> set[str]:
     wanted = {s.strip().lower() for v in values for s in str(v).split(",") if s.strip()}
     unknown = wanted - set(STATUSES)
     if unknown:
-        raise ConfigError(f"--status {','.join(sorted(unknown))}: expected one of {', '.join(STATUSES)}")
+        raise ConfigError(f"status {','.join(sorted(unknown))}: expected one of {', '.join(STATUSES)}", option="status")
     return wanted
 
 
@@ -440,8 +440,9 @@ def metric_trend(
         if duplicated.any():
             candidates = sorted(set(chosen.loc[duplicated, "key"]))
             raise ConfigError(
-                f"--metric {selector}: matches several definitions in run {info.run_id} ({', '.join(candidates)});"
-                " give relevance, discount and cutoff"
+                f"key {selector}: matches several definitions in run {info.run_id} ({', '.join(candidates)});"
+                " give relevance, discount and cutoff",
+                option="key",
             )
         for record in chosen.itertuples(index=False):
             rows.append(

@@ -127,9 +127,9 @@ def bootstrap_ci(
     ``(1 + c)/2`` quantiles. Resampling the *differences* keeps each user's pair together.
     """
     if not 0 < confidence < 1:
-        raise ConfigError(f"--confidence {confidence}: expected a number between 0 and 1")
+        raise ConfigError(f"confidence {confidence}: expected a number between 0 and 1", option="confidence")
     if n_boot < 1:
-        raise ConfigError(f"--bootstrap {n_boot}: expected at least 1 resample")
+        raise ConfigError(f"n_boot {n_boot}: expected at least 1 resample", option="n_boot")
     diff = np.asarray(diff, dtype=float)
     n = diff.size
     if n == 0:
@@ -272,8 +272,9 @@ def compare_per_user(
             missing = [m for m in metrics if m not in frame.columns]
             if missing:
                 raise ConfigError(
-                    f"--metric: {', '.join(missing)} not among the per-user values of {side}"
-                    f" (available: {', '.join(map(str, frame.columns))})"
+                    f"metrics: {', '.join(missing)} not among the per-user values of {side}"
+                    f" (available: {', '.join(map(str, frame.columns))})",
+                    option="metrics",
                 )
     if not metrics:
         raise ConfigError(f"{label_a} and {label_b} share no per-user metric to compare")

@@ -48,8 +48,9 @@ def select(
         unknown = [a for a in wanted_algorithms if a not in set(summary["algorithm"])]
         if unknown:
             raise ConfigError(
-                f"--algorithm: {', '.join(unknown)} not in this run (algorithms: "
-                f"{', '.join(sorted(set(summary['algorithm'])))})"
+                f"algorithms: {', '.join(unknown)} not in this run (algorithms: "
+                f"{', '.join(sorted(set(summary['algorithm'])))})",
+                option="algorithms",
             )
         chosen = chosen[chosen["algorithm"].isin(wanted_algorithms)]
     selectors = [MetricKey.parse(m) for m in _split_list(metrics)]
@@ -59,7 +60,8 @@ def select(
             hit = selector.matches(chosen)
             if not hit.any():
                 raise ConfigError(
-                    f"--metric: {selector} matches no record (metrics: {', '.join(_ordered(set(summary['metric'])))})"
+                    f"metrics: {selector} matches no record (metrics: {', '.join(_ordered(set(summary['metric'])))})",
+                    option="metrics",
                 )
             mask |= hit
         chosen = chosen[mask]
@@ -69,7 +71,7 @@ def select(
         for k in wanted_cutoffs:
             if not (present == k).any():
                 cutoffs = sorted({int(c) for c in summary["cutoff"].dropna()})
-                raise ConfigError(f"--cutoff {k}: no record at this cutoff (cutoffs: {', '.join(map(str, cutoffs))})")
+                raise ConfigError(f"cutoff {k}: no record at this cutoff (cutoffs: {', '.join(map(str, cutoffs))})", option="cutoff")
         chosen = chosen[present.isin(wanted_cutoffs)]
     return chosen
 
