@@ -60,6 +60,11 @@ class ItemDistance:
             self.unit = sp.csr_matrix(sp.diags(inv) @ scaled)
             self.unit_dense = self.unit.toarray() if self.dense is not None else None
 
+    @property
+    def has_unit_rows(self) -> bool:
+        """Whether dense unit rows (``unit_dense``) exist: cosine over a narrow feature space."""
+        return self.kind == "cosine" and self.unit_dense is not None
+
     # -- pairwise products ---------------------------------------------------------------
     def _gram_block(self, idx: np.ndarray, unit: bool) -> np.ndarray:
         """Products ``x_{i_k} · x_{i_l}`` for every user row of ``idx`` (B × K → B × K × K)."""
