@@ -139,11 +139,19 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
                 np.multiply(g, h, out=y[:, :, f, :])
                 stacked[shared] = [y, None]
             y, earlier = stacked[shared]
-            if earlier is None and not isinstance(discount, NoDiscount):
-                earlier = stacked[shared][1] = exclusive_running_sum(y)
-            z = discount.relative_sums(y, earlier)
-            w = z[:, :, f, :] * h  # W_k
-            s_ = w - np.einsum("kfc,krfc->krc", x, z[:, :, :f, :]) * h  # S_k
+            if isinstance(discount, NoDiscount):
+                # z_k = Σ_l y_l − y_k and x̂_k · g_k x̂_k = g_k h_k: no z array (the ‖Σ_k x̂_k‖² form)
+                total = y.sum(axis=0)  # R × (F+1) × c
+                gh = y[:, :, f, :]
+                w = (total[None, :, f, :] - gh) * h
+                cos_sum = np.einsum("kfc,rfc->krc", x, total[:, :f, :]) - gh
+            else:
+                if earlier is None:
+                    earlier = stacked[shared][1] = exclusive_running_sum(y)
+                z = discount.relative_sums(y, earlier)
+                w = z[:, :, f, :] * h  # W_k
+                cos_sum = np.einsum("kfc,krfc->krc", x, z[:, :, :f, :])
+            s_ = w - cos_sum * h  # S_k
             row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
             disc = np.asarray(discount.weights(n), dtype=np.float64)
             num[(n, discount)][:, s:e] = np.einsum("k,krc,krc->rc", disc, g, row)
