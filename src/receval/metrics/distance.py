@@ -109,6 +109,14 @@ class ItemDistance:
         safe = np.where(idx >= 0, idx, 0)
         has_i = self.has_features[safe] & (idx >= 0)
         prof = sp.csr_matrix(profile)
+        if self.has_unit_rows:
+            # featureless j have zero unit rows: they drop out of the centroid by themselves
+            wsum = prof @ self.has_features.astype(np.float64)  # B
+            centroid = prof @ self.unit_dense  # B × F, dense
+            dot = np.einsum("bkf,bf->bk", self.unit_dense.take(safe, axis=0), centroid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nov = (wsum[:, None] - dot) / wsum[:, None]
+            return np.where(has_i & (wsum[:, None] > 0), nov, 0.0)
         prof = prof @ sp.diags(self.has_features.astype(np.float64))  # drop featureless j
         wsum = np.asarray(prof.sum(axis=1)).ravel()  # B
         if self.kind == "cosine":
