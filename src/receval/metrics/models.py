@@ -149,8 +149,9 @@ class Discount(_NamedModel):
 
     A discount is a small value object: subclasses set :attr:`name` (which encodes their
     parameters, e.g. ``exp(0.85)``) and implement :meth:`weights`. Everything else derives from
-    these two: the EILD relative discount (:meth:`relative`), the ``kind`` reported in summary
-    records (the name without parameters) and the token in metric keys (:attr:`key`).
+    these two: the EILD relative discount (:meth:`relative`, and its product with the positions
+    of a list, :meth:`relative_sums`), the ``kind`` reported in summary records (the name without
+    parameters) and the token in metric keys (:attr:`key`).
 
     Built-ins: :class:`NoDiscount` (1), :class:`LogDiscount` (1/log2(k+1)), :class:`ExpDiscount`
     (b^(k−1), the paper's b = 0.85) and :class:`ReciprocalDiscount` (1/k). A user-defined discount
@@ -205,6 +206,11 @@ class Discount(_NamedModel):
         ``Σ_{l<k} y_l`` when they are shared between discounts. Every step is elementwise, so a
         column's value never depends on the other columns (a user's on the other users of a batch),
         which one large GEMM would not guarantee.
+
+        References
+        ----------
+        S. Vargas and P. Castells. Rank and Relevance in Novelty and Diversity Metrics. RecSys 2011,
+        §4 (the relative rank discount ``disc(max(1, l − k))``); RankSys ``EILD``.
         """
         y = np.asarray(y, dtype=np.float64)
         if earlier is None:
