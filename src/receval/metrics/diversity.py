@@ -118,10 +118,12 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     idx = batch.idx[:, :kmax].T  # K × B
     valid = idx >= 0
     has_all = batch.has_features[:, :kmax].T.astype(np.float64)  # K × B
-    rels_of = {key: list(dict.fromkeys(s.relevance for s in group)) for key, group in groups.items()}
+    all_rels = {key: list(dict.fromkeys(s.relevance for s in group)) for key, group in groups.items()}
+    # A relevance model with zero gain off the relevant items only needs the pairs of hits
+    rels_of = {key: [r for r in rels if not _zero_off_hits(r)] for key, rels in all_rels.items()}
     gains = {r: batch.gains(r)[:, :kmax].T for rels in rels_of.values() for r in rels}  # K × B each
     num = {key: np.empty((len(rels), b)) for key, rels in rels_of.items()}
-    for s in range(0, b, BILINEAR_CHUNK):
+    for s in range(0, b, BILINEAR_CHUNK) if any(rels_of.values()) else ():
         e = min(b, s + BILINEAR_CHUNK)
         ok = valid[:, s:e]
         x_all = unit[np.where(ok, idx[:, s:e], 0)]  # K × c × F
@@ -130,6 +132,8 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
         x_all = np.ascontiguousarray(x_all.transpose(0, 2, 1))  # K × F × c
         stacked: dict = {}
         for (n, discount), rels in rels_of.items():
+            if not rels:
+                continue
             x, h = x_all[:n], has_all[:n, None, s:e]
             g = np.stack([gains[r][:n, s:e] for r in rels], axis=1)  # n × R × c
             shared = (n, tuple(rels))
@@ -158,9 +162,71 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for (n, discount), group in groups.items():
         rels = rels_of[(n, discount)]
+        hits = {r: _hit_pairs(batch, n, discount, r) for r in all_rels[(n, discount)] if r not in rels}
         for spec in group:
-            out[spec.key] = _normalised(batch, n, discount, num[(n, discount)][rels.index(spec.relevance)])
+            value = hits[spec.relevance] if spec.relevance in hits else num[(n, discount)][rels.index(spec.relevance)]
+            out[spec.key] = _normalised(batch, n, discount, value)
     return out
+
+
+def _zero_off_hits(relevance) -> bool:
+    """Whether the model's gain is 0 for every item that is not relevant (binary, graded, nDCG,
+    ERR and background(0)); only ``none`` and a background prior weigh the other items."""
+    return relevance.kind != "none" and not (relevance.kind == "background" and relevance.background > 0)
+
+
+# Hit pairs per step of :func:`_hit_pairs`: bounds its memory when lists are full of hits.
+HIT_PAIRS_CHUNK = 1 << 20
+
+
+def _hit_pairs(batch: Batch, n: int, discount, relevance) -> np.ndarray:
+    """EILD's numerator ``Σ_k disc(k) g_k S_k / W_k`` for a relevance model with no gain off the hits.
+
+    Only positions with ``g_k > 0`` enter the numerator, and only such ``l`` enter ``W_k`` and
+    ``S_k``, so the sums run over each user's ordered pairs of hits (``k ≠ l``): a few per user
+    instead of ``K²``. Each pair's ``cos(i_k, i_l) = x̂_k · x̂_l``; the sums are taken per user in
+    position order, so a user's value depends on that user's list only.
+    """
+    g = batch.gains(relevance)[:, :n]
+    hu, hk = np.nonzero(g)  # by user, then position
+    b = batch.size
+    total = np.zeros(b)
+    if len(hu) == 0:
+        return total
+    unit = batch.ctx.distance.unit_dense
+    has = batch.has_features[:, :n]
+    rel_disc = discount.relative(n)
+    disc = np.asarray(discount.weights(n), dtype=np.float64)
+    items = batch.idx[hu, hk]
+    gk = g[hu, hk]
+    hh = has[hu, hk].astype(np.float64)
+    count = np.bincount(hu, minlength=b)
+    first = np.cumsum(count) - count  # each user's first hit
+    pairs = count * count
+    ends = np.cumsum(pairs)
+    w = np.zeros(len(hu))
+    c = np.zeros(len(hu))
+    lo = 0
+    while lo < b:  # blocks of whole users, about HIT_PAIRS_CHUNK pairs each
+        base = ends[lo - 1] if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, base + HIT_PAIRS_CHUNK, side="right")))
+        per = pairs[lo:hi]
+        within = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+        cnt = np.repeat(count[lo:hi], per)
+        start = np.repeat(first[lo:hi], per)
+        a = start + within // cnt  # per > 0 only where cnt > 0
+        o = start + within % cnt
+        keep = a != o
+        a, o = a[keep], o[keep]
+        weight = rel_disc[hk[a], hk[o]] * gk[o]
+        cos = np.einsum("pf,pf->p", unit[items[a]], unit[items[o]])
+        w += np.bincount(a, weights=weight * hh[o], minlength=len(hu))
+        c += np.bincount(a, weights=weight * cos, minlength=len(hu))
+        lo = hi
+    w *= hh
+    s_ = w - c * hh
+    row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
+    return np.bincount(hu, weights=disc[hk] * gk * row, minlength=b)
 
 
 def _bmv(blocks: np.ndarray, vectors: np.ndarray) -> np.ndarray:
