@@ -85,3 +85,20 @@ def test_bilinear_eild_does_not_depend_on_batch_size_or_threads(frames):
     one = evaluate(train, test, recs, features, EvaluationConfig(specs=specs, batch_size=1000, threads=1))
     many = evaluate(train, test, recs, features, EvaluationConfig(specs=specs, batch_size=7, threads=3))
     pd.testing.assert_frame_equal(one.per_user, many.per_user, check_exact=True)
+
+
+def test_a_subclass_of_a_builtin_discount_that_weighs_otherwise_keeps_its_own_weights():
+    class Steeper(ExpDiscount):
+        def weights(self, n):
+            return 0.5 ** np.arange(n)
+
+    class Shifted(NoDiscount):
+        name = "shifted"
+
+        def weights(self, n):
+            return 1.0 / (1.0 + np.arange(n))
+
+    y = np.random.default_rng(0).normal(size=(9, 2, 3))
+    for discount in (Steeper(), Shifted()):
+        np.testing.assert_allclose(discount.relative_sums(y), np.einsum("kl,lab->kab", discount.relative(9), y),
+                                   rtol=1e-13, atol=1e-13)

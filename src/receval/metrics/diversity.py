@@ -26,10 +26,13 @@ has none), the cosine sum is the bilinear form
 so the ``K × K`` pair block is never built: ``z`` (and ``W`` with it) is one application of ``D``
 to the relevance-scaled feature rows per discount, which is O(K) per position for the built-in
 discounts (:meth:`~receval.metrics.models.Discount.relative_sums`). ILD's uniform weights give
-``z_k = Σ_l x̂_l − x̂_k``, the ``‖Σ_k x̂_k‖²`` form. The ``K_u`` normaliser counts featureless
-positions as RankSys does. Jaccard has no such form, and wide sparse feature spaces (tags,
-ratings vectors) go through one ``B × K × K`` pair block per batch, shared by every cutoff,
-discount and relevance model.
+``z_k = Σ_l x̂_l − x̂_k``, the ``‖Σ_k x̂_k‖²`` form. A relevance model whose gain is 0 off the
+relevant items (binary, graded, nDCG, ERR) needs only each user's ordered pairs of hits, since
+``g_k = 0`` removes position k from the numerator and ``g_l = 0`` removes l from ``W_k`` and
+``S_k``. The ``K_u`` normaliser counts featureless positions as RankSys does.
+
+Jaccard has no such form, and wide sparse feature spaces (tags, ratings vectors) go through one
+``B × K × K`` pair block per batch, shared by every cutoff, discount and relevance model.
 
 References
 ----------

@@ -255,6 +255,8 @@ class NoDiscount(Discount):
 
     def relative_sums(self, y: np.ndarray, earlier: np.ndarray | None = None) -> np.ndarray:
         """``z_k = Σ_l y_l − y_k``: every other position at weight 1 (``earlier`` is not needed)."""
+        if type(self).weights is not NoDiscount.weights:  # a subclass that weighs otherwise
+            return super().relative_sums(y, earlier)
         y = np.asarray(y, dtype=np.float64)
         return y.sum(axis=0, keepdims=True) - y
 
@@ -308,6 +310,8 @@ class ExpDiscount(Discount):
 
     def later_sums(self, y: np.ndarray) -> np.ndarray:
         """``a_k = Σ_{l>k} b^(l−k−1) y_l`` by the recursion ``a_k = b · a_{k+1} + y_{k+1}``: one pass."""
+        if type(self).weights is not ExpDiscount.weights:  # a subclass that weighs otherwise
+            return super().later_sums(y)
         z = np.empty_like(y, dtype=np.float64)
         n = y.shape[0]
         if n:
