@@ -60,6 +60,11 @@ class ItemDistance:
             self.unit = sp.csr_matrix(sp.diags(inv) @ scaled)
             self.unit_dense = self.unit.toarray() if self.dense is not None else None
 
+    @property
+    def has_unit_rows(self) -> bool:
+        """Whether dense unit rows (``unit_dense``) exist: cosine over a narrow feature space."""
+        return self.kind == "cosine" and self.unit_dense is not None
+
     # -- pairwise products ---------------------------------------------------------------
     def _gram_block(self, idx: np.ndarray, unit: bool) -> np.ndarray:
         """Products ``x_{i_k} · x_{i_l}`` for every user row of ``idx`` (B × K → B × K × K)."""
@@ -104,6 +109,14 @@ class ItemDistance:
         safe = np.where(idx >= 0, idx, 0)
         has_i = self.has_features[safe] & (idx >= 0)
         prof = sp.csr_matrix(profile)
+        if self.has_unit_rows:
+            # featureless j have zero unit rows: they drop out of the centroid by themselves
+            wsum = prof @ self.has_features.astype(np.float64)  # B
+            centroid = prof @ self.unit_dense  # B × F, dense
+            dot = np.einsum("bkf,bf->bk", self.unit_dense.take(safe, axis=0), centroid)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nov = (wsum[:, None] - dot) / wsum[:, None]
+            return np.where(has_i & (wsum[:, None] > 0), nov, 0.0)
         prof = prof @ sp.diags(self.has_features.astype(np.float64))  # drop featureless j
         wsum = np.asarray(prof.sum(axis=1)).ravel()  # B
         if self.kind == "cosine":

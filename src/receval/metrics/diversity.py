@@ -11,13 +11,33 @@ position, including skipped rows. ILD is EILD with no relevance and no discount:
 ``(1/K) Σ_k mean_{l≠k} d(i_k, i_l)``.
 
 Vectorized without NaNs or per-pair masks: a pair is valid when both items have features
-(``h_k h_l``, a rank-one mask), so with ``g`` the relevance gains
+(``h_k h_l``, a rank-one mask), so with ``g`` the relevance gains and ``D`` the relative-discount
+matrix (:meth:`~receval.metrics.models.Discount.relative`, zero diagonal)
 
-    W_k = h_k Σ_l disc(l|k) g_l h_l                                   (one GEMM for all users)
-    S_k = W_k − h_k Σ_l disc(l|k) g_l cos(i_k, i_l)                  (cosine: d = 1 − cos)
-    S_k = h_k Σ_l disc(l|k) g_l h_l d(i_k, i_l)                      (Jaccard)
+    W_k = h_k Σ_l D[k,l] g_l h_l
+    S_k = W_k − h_k Σ_l D[k,l] g_l cos(i_k, i_l)                     (cosine: d = 1 − cos)
+    S_k = h_k Σ_l D[k,l] g_l h_l d(i_k, i_l)                         (Jaccard)
 
-over one B × K × K pair block per batch, shared by every cutoff, discount and relevance model.
+For cosine over a narrow feature space, with ``x̂_k`` the unit feature row of ``i_k`` (0 when it
+has none), the cosine sum is the bilinear form
+
+    Σ_l D[k,l] g_l cos(i_k, i_l) = x̂_k · z_k,    z_k = Σ_l D[k,l] g_l x̂_l
+
+so the ``K × K`` pair block is never built: ``z`` (and ``W`` with it) is one application of ``D``
+to the relevance-scaled feature rows per discount, which is O(K) per position for the built-in
+discounts (:meth:`~receval.metrics.models.Discount.relative_sums`). ILD's uniform weights give
+``z_k = Σ_l x̂_l − x̂_k``, the ``‖Σ_k x̂_k‖²`` form. A relevance model whose gain is 0 off the
+relevant items (binary, graded, nDCG, ERR) needs only each user's ordered pairs of hits, since
+``g_k = 0`` removes position k from the numerator and ``g_l = 0`` removes l from ``W_k`` and
+``S_k``. The ``K_u`` normaliser counts featureless positions as RankSys does.
+
+Jaccard has no such form, and wide sparse feature spaces (tags, ratings vectors) go through one
+``B × K × K`` pair block per batch, shared by every cutoff, discount and relevance model.
+
+References
+----------
+S. Vargas and P. Castells. Rank and Relevance in Novelty and Diversity Metrics. RecSys 2011, §4.
+RankSys ``es.uam.eps.ir.ranksys.diversity.intralist.metrics.EILD``.
 """
 
 from __future__ import annotations
@@ -27,21 +47,34 @@ import numpy as np
 from typing import TYPE_CHECKING, Any
 
 from receval.metrics.batch import Batch
-from receval.metrics.models import NoDiscount
+from receval.metrics.models import NoDiscount, exclusive_running_sum
 
 if TYPE_CHECKING:
     from receval.metrics.spec import MetricSpec
 
 
 def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
     if not specs:
-        return out
+        return {}
     groups: dict[tuple[int, object], list[MetricSpec]] = {}
     for spec in specs:
         groups.setdefault((min(spec.cutoff, batch.k), spec.discount), []).append(spec)
+    if batch.ctx.distance.has_unit_rows:
+        return _bilinear(batch, groups)
+    return _pair_block(batch, groups)
+
+
+def _normalised(batch: Batch, n: int, discount, num: np.ndarray) -> np.ndarray:
+    """EILD's outer normaliser ``Σ_{k≤K_u} disc(k)``: every position present, featureless or not."""
+    disc = np.asarray(discount.weights(n), dtype=np.float64)
+    den = (disc * batch.valid[:, :n]).sum(axis=1)
+    return np.divide(num, den, out=np.zeros(batch.size), where=den > 0)
+
+
+def _pair_block(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
+    """EILD over one ``B × K × K`` pair block per batch (Jaccard, or wide sparse feature spaces)."""
+    out: dict[str, np.ndarray] = {}
     cosine = batch.ctx.distance.kind == "cosine"
-    block = batch.pair_block
     has_all = batch.has_features.astype(np.float64)
     for (n, discount), group in groups.items():
         rels = list(dict.fromkeys(s.relevance for s in group))
@@ -49,9 +82,9 @@ def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[
         has = has_all[:, :n, None]
         gh = g * has
         rel_disc = discount.relative(n)  # zero diagonal: a pair needs two positions
-        # W: the shared discount matrix times every user's gains, as one GEMM
+        # W: the shared discount matrix times every user's gains
         w = np.matmul(rel_disc, gh) * has
-        m = block[:, :n, :n]
+        m = batch.pair_block[:, :n, :n]
         if isinstance(discount, NoDiscount):  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
             diag = np.diagonal(m, axis1=1, axis2=2)[:, :, None]
             prod = _bmv(m, gh) - diag * gh
@@ -60,12 +93,143 @@ def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[
         s_ = w - prod * has if cosine else prod * has
         row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
         disc = np.asarray(discount.weights(n), dtype=np.float64)
-        den = (disc * batch.valid[:, :n]).sum(axis=1)
         num = np.einsum("k,bkr,bkr->br", disc, g, row)
         for spec in group:
-            r = rels.index(spec.relevance)
-            out[spec.key] = np.divide(num[:, r], den, out=np.zeros(batch.size), where=den > 0)
+            out[spec.key] = _normalised(batch, n, discount, num[:, rels.index(spec.relevance)])
     return out
+
+
+# Users per chunk of the bilinear form: its arrays (K × R × (F+1) × chunk) then stay in a core's
+# cache; the values do not depend on it (every operation is per column, i.e. per user).
+BILINEAR_CHUNK = 128
+
+
+def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
+    """EILD for cosine over dense unit rows, through ``x̂_k · Σ_l D[k,l] g_l x̂_l`` (no pair block).
+
+    For each ``(n, discount)`` group, :meth:`~receval.metrics.models.Discount.relative_sums` runs
+    once over the stacked rows ``[g_l x̂_l, g_l h_l]`` of every relevance model, giving ``x̂_k · z_k``
+    and ``W_k / h_k`` together. Arrays are laid out positions-first and users-last
+    (``n × R × (F+1) × users``) so that every scan step is one contiguous vector operation over a
+    chunk of users; the feature rows are gathered once per chunk, the stacked rows and their
+    running sums once per cutoff and relevance set.
+    """
+    unit = batch.ctx.distance.unit_dense  # items × F
+    f = unit.shape[1]
+    b = batch.size
+    kmax = max(n for n, _ in groups)
+    idx = batch.idx[:, :kmax].T  # K × B
+    valid = idx >= 0
+    has_all = batch.has_features[:, :kmax].T.astype(np.float64)  # K × B
+    all_rels = {key: list(dict.fromkeys(s.relevance for s in group)) for key, group in groups.items()}
+    # A relevance model with zero gain off the relevant items only needs the pairs of hits
+    rels_of = {key: [r for r in rels if not _zero_off_hits(r)] for key, rels in all_rels.items()}
+    gains = {r: batch.gains(r)[:, :kmax].T for rels in rels_of.values() for r in rels}  # K × B each
+    num = {key: np.empty((len(rels), b)) for key, rels in rels_of.items()}
+    for s in range(0, b, BILINEAR_CHUNK) if any(rels_of.values()) else ():
+        e = min(b, s + BILINEAR_CHUNK)
+        ok = valid[:, s:e]
+        x_all = unit[np.where(ok, idx[:, s:e], 0)]  # K × c × F
+        if not ok.all():
+            x_all[~ok] = 0.0  # no item: no features
+        x_all = np.ascontiguousarray(x_all.transpose(0, 2, 1))  # K × F × c
+        stacked: dict = {}
+        for (n, discount), rels in rels_of.items():
+            if not rels:
+                continue
+            x, h = x_all[:n], has_all[:n, None, s:e]
+            g = np.stack([gains[r][:n, s:e] for r in rels], axis=1)  # n × R × c
+            shared = (n, tuple(rels))
+            if shared not in stacked:
+                y = np.empty((n, len(rels), f + 1, e - s))
+                np.multiply(g[:, :, None, :], x[:, None, :, :], out=y[:, :, :f, :])
+                np.multiply(g, h, out=y[:, :, f, :])
+                stacked[shared] = [y, None]
+            y, earlier = stacked[shared]
+            if isinstance(discount, NoDiscount):
+                # z_k = Σ_l y_l − y_k and x̂_k · g_k x̂_k = g_k h_k: no z array (the ‖Σ_k x̂_k‖² form)
+                total = y.sum(axis=0)  # R × (F+1) × c
+                gh = y[:, :, f, :]
+                w = (total[None, :, f, :] - gh) * h
+                cos_sum = np.einsum("kfc,rfc->krc", x, total[:, :f, :]) - gh
+            else:
+                if earlier is None:
+                    earlier = stacked[shared][1] = exclusive_running_sum(y)
+                z = discount.relative_sums(y, earlier)
+                w = z[:, :, f, :] * h  # W_k
+                cos_sum = np.einsum("kfc,krfc->krc", x, z[:, :, :f, :])
+            s_ = w - cos_sum * h  # S_k
+            row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
+            disc = np.asarray(discount.weights(n), dtype=np.float64)
+            num[(n, discount)][:, s:e] = np.einsum("k,krc,krc->rc", disc, g, row)
+    out: dict[str, np.ndarray] = {}
+    for (n, discount), group in groups.items():
+        rels = rels_of[(n, discount)]
+        hits = {r: _hit_pairs(batch, n, discount, r) for r in all_rels[(n, discount)] if r not in rels}
+        for spec in group:
+            value = hits[spec.relevance] if spec.relevance in hits else num[(n, discount)][rels.index(spec.relevance)]
+            out[spec.key] = _normalised(batch, n, discount, value)
+    return out
+
+
+def _zero_off_hits(relevance) -> bool:
+    """Whether the model's gain is 0 for every item that is not relevant (binary, graded, nDCG,
+    ERR and background(0)); only ``none`` and a background prior weigh the other items."""
+    return relevance.kind != "none" and not (relevance.kind == "background" and relevance.background > 0)
+
+
+# Hit pairs per step of :func:`_hit_pairs`: bounds its memory when lists are full of hits.
+HIT_PAIRS_CHUNK = 1 << 20
+
+
+def _hit_pairs(batch: Batch, n: int, discount, relevance) -> np.ndarray:
+    """EILD's numerator ``Σ_k disc(k) g_k S_k / W_k`` for a relevance model with no gain off the hits.
+
+    Only positions with ``g_k > 0`` enter the numerator, and only such ``l`` enter ``W_k`` and
+    ``S_k``, so the sums run over each user's ordered pairs of hits (``k ≠ l``): a few per user
+    instead of ``K²``. Each pair's ``cos(i_k, i_l) = x̂_k · x̂_l``; the sums are taken per user in
+    position order, so a user's value depends on that user's list only.
+    """
+    g = batch.gains(relevance)[:, :n]
+    hu, hk = np.nonzero(g)  # by user, then position
+    b = batch.size
+    total = np.zeros(b)
+    if len(hu) == 0:
+        return total
+    unit = batch.ctx.distance.unit_dense
+    has = batch.has_features[:, :n]
+    rel_disc = discount.relative(n)
+    disc = np.asarray(discount.weights(n), dtype=np.float64)
+    items = batch.idx[hu, hk]
+    gk = g[hu, hk]
+    hh = has[hu, hk].astype(np.float64)
+    count = np.bincount(hu, minlength=b)
+    first = np.cumsum(count) - count  # each user's first hit
+    pairs = count * count
+    ends = np.cumsum(pairs)
+    w = np.zeros(len(hu))
+    c = np.zeros(len(hu))
+    lo = 0
+    while lo < b:  # blocks of whole users, about HIT_PAIRS_CHUNK pairs each
+        base = ends[lo - 1] if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, base + HIT_PAIRS_CHUNK, side="right")))
+        per = pairs[lo:hi]
+        within = np.arange(int(per.sum())) - np.repeat(np.cumsum(per) - per, per)
+        cnt = np.repeat(count[lo:hi], per)
+        start = np.repeat(first[lo:hi], per)
+        a = start + within // cnt  # per > 0 only where cnt > 0
+        o = start + within % cnt
+        keep = a != o
+        a, o = a[keep], o[keep]
+        weight = rel_disc[hk[a], hk[o]] * gk[o]
+        cos = np.einsum("pf,pf->p", unit[items[a]], unit[items[o]])
+        w += np.bincount(a, weights=weight * hh[o], minlength=len(hu))
+        c += np.bincount(a, weights=weight * cos, minlength=len(hu))
+        lo = hi
+    w *= hh
+    s_ = w - c * hh
+    row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
+    return np.bincount(hu, weights=disc[hk] * gk * row, minlength=b)
 
 
 def _bmv(blocks: np.ndarray, vectors: np.ndarray) -> np.ndarray:

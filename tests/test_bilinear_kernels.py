@@ -1,0 +1,104 @@
+"""The fast kernels against their definitions: EILD's relative-discount sums against the matrix
+``D`` of ``Discount.relative``, the bilinear EILD against the pair-block EILD, and both independent
+of how users are batched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from receval.data.synthetic import synthetic_dataset
+from receval.metrics import diversity
+from receval.metrics.batch import EvaluationContext, ListIndex, iter_batches
+from receval.metrics.engine import EvaluationConfig, evaluate
+from receval.metrics.models import Discount, ExpDiscount, LogDiscount, NoDiscount, ReciprocalDiscount, Relevance
+from receval.metrics.spec import MetricSpec
+from receval.metrics.statistics import GlobalStatistics
+
+
+class Linear(Discount):
+    name = "linear"
+
+    def weights(self, n):
+        return np.maximum(0.0, 1.0 - np.arange(n) / 7.0)
+
+
+DISCOUNTS = [NoDiscount(), ExpDiscount(), ExpDiscount(0.5), LogDiscount(), ReciprocalDiscount(), Linear()]
+
+
+@pytest.mark.parametrize("discount", DISCOUNTS, ids=lambda d: d.name)
+@pytest.mark.parametrize("n", [1, 2, 5, 13])
+def test_relative_sums_apply_the_relative_discount_matrix(discount, n):
+    y = np.random.default_rng(n).normal(size=(n, 3, 4))
+    expected = np.einsum("kl,lab->kab", discount.relative(n), y)
+    np.testing.assert_allclose(discount.relative_sums(y), expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Synthetic data where some recommended items have no features and some lists are short."""
+    data = synthetic_dataset(n_users=90, n_items=60, interactions_per_user=10, seed=11)
+    ratings = data.ratings
+    rng = np.random.default_rng(2)
+    is_test = rng.random(len(ratings)) < 0.3
+    train, test = ratings[~is_test][["user", "item", "rating"]], ratings[is_test][["user", "item", "rating"]]
+    items = np.sort(ratings["item"].unique())
+    rows = []
+    for user in sorted(test["user"].unique()):
+        length = int(rng.integers(1, 16))  # K_u from 1 to 15, against cutoffs 5 and 12
+        for rank, item in enumerate(rng.choice(items, length, replace=False), start=1):
+            rows.append((user, item, rank))
+    recs = pd.DataFrame(rows, columns=["user", "item", "rank"])
+    featured = items[rng.random(len(items)) < 0.8]  # a fifth of the items have no features
+    features = data.features[data.features["item"].isin(featured)]
+    return train, test, recs, features
+
+
+def _specs():
+    return [MetricSpec(m, n, Relevance(rel), d) for m in ("eild",) for n in (5, 12)
+            for rel in ("none", "binary", "graded") for d in DISCOUNTS] + [MetricSpec("ild", 12, Relevance("none"), NoDiscount())]
+
+
+def test_bilinear_eild_equals_the_pair_block_eild(frames):
+    train, test, recs, features = frames
+    statistics = GlobalStatistics.of(train, test, features)
+    ctx = EvaluationContext.build(statistics, train, test, recs, threshold=4.0, distance="cosine")
+    assert ctx.distance.has_unit_rows
+    lists = ListIndex.of(recs, ctx)
+    specs = _specs()
+    groups: dict = {}
+    for batch in iter_batches(ctx, lists, np.flatnonzero(lists.rows >= 0), 12, 64):
+        for spec in specs:
+            groups.setdefault((min(spec.cutoff, batch.k), spec.discount), []).append(spec)
+        fast = diversity._bilinear(batch, groups)
+        block = diversity._pair_block(batch, groups)
+        assert fast.keys() == block.keys()
+        for key in fast:
+            np.testing.assert_allclose(fast[key], block[key], rtol=1e-12, atol=1e-14, err_msg=key)
+        assert max(float(np.ptp(v)) for v in fast.values()) > 0
+
+
+def test_bilinear_eild_does_not_depend_on_batch_size_or_threads(frames):
+    train, test, recs, features = frames
+    specs = tuple(_specs())
+    one = evaluate(train, test, recs, features, EvaluationConfig(specs=specs, batch_size=1000, threads=1))
+    many = evaluate(train, test, recs, features, EvaluationConfig(specs=specs, batch_size=7, threads=3))
+    pd.testing.assert_frame_equal(one.per_user, many.per_user, check_exact=True)
+
+
+def test_a_subclass_of_a_builtin_discount_that_weighs_otherwise_keeps_its_own_weights():
+    class Steeper(ExpDiscount):
+        def weights(self, n):
+            return 0.5 ** np.arange(n)
+
+    class Shifted(NoDiscount):
+        name = "shifted"
+
+        def weights(self, n):
+            return 1.0 / (1.0 + np.arange(n))
+
+    y = np.random.default_rng(0).normal(size=(9, 2, 3))
+    for discount in (Steeper(), Shifted()):
+        np.testing.assert_allclose(discount.relative_sums(y), np.einsum("kl,lab->kab", discount.relative(9), y),
+                                   rtol=1e-13, atol=1e-13)
