@@ -204,14 +204,22 @@ def prepared_run(tmp_path: Path) -> LocalStore:
 
 
 def test_a_bucket_holding_another_shards_users_is_refused(tmp_path: Path):
+    """The buckets are verified once, as they are read; the engine and the model trust them. So
+    every step refuses a foreign user by name: predict in the test bucket, evaluate in the train
+    bucket, also for a shard count that reads a bucket and keeps part of it (1/8 of 4 buckets)."""
     store = prepared_run(tmp_path)
-    one, zero = (layout.bucket_key("r", "test", Shard(i, 4), Shard(0, 1)) for i in (1, 0))
-    foreign = store.read_parquet(zero)
-    store.write_parquet(one, pd.concat([store.read_parquet(one), foreign.iloc[:2]], ignore_index=True))
-    rows = len(store.read_parquet(one)) - 1
-    line = one_error_line(receval("predict", "--store", store.uri, "--run-id", "r", "--algorithm", "pop",
-                                  "--shard", "1/4"))
-    assert f"{one}: column 'user', row {rows}: user {foreign['user'].iloc[0]!r} belongs to shard 0/4" in line
+    step = ("--store", store.uri, "--run-id", "r", "--algorithm", "pop")
+    for shard in ("1/4", "1/8"):
+        assert receval("predict", *step, "--shard", shard).returncode == 0
+    for table, command in (("train", "evaluate"), ("test", "predict")):
+        one, zero = (layout.bucket_key("r", table, Shard(i, 4), Shard(0, 1)) for i in (1, 0))
+        original, foreign = store.read_parquet(one), store.read_parquet(zero)
+        store.write_parquet(one, pd.concat([original, foreign.iloc[:2]], ignore_index=True))
+        for shard in ("1/4", "1/8"):
+            line = one_error_line(receval(command, *step, "--shard", shard, "--force"))
+            assert (f"{one}: column 'user', row {len(original) + 1}: user {foreign['user'].iloc[0]!r} belongs to "
+                    f"shard 0/4, not to this bucket's 1/4") in line, (command, shard)
+        store.write_parquet(one, original)
 
 
 def test_a_missing_bucket_is_named(tmp_path: Path):
