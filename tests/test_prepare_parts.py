@@ -137,6 +137,38 @@ def test_every_shard_count_reads_the_right_buckets(tmp_path: Path, split):
                 assert abs(mine["value"] - theirs["value"]) <= 1e-12, (count, theirs)
 
 
+def test_a_shard_pod_needs_only_its_buckets_the_statistics_its_recs_and_the_model(tmp_path: Path):
+    """A store holding only what shard 1/4 needs — run.json, the dataset marker, the global
+    statistics, the shard's train and test buckets, the model and (for evaluate) its recs shard —
+    runs that shard's predict and evaluate (real processes) to the same lists and values as the
+    full run folder: nothing else of the dataset is read."""
+    import shutil
+
+    full = prepared_run(tmp_path)
+    shard = Shard(1, 4)
+    steps.predict_step(full, "r", "pop", shard)
+    steps.evaluate_step(full, "r", "pop", shard)
+    needed = [layout.run_json_key("r"), f"{layout.dataset_prefix('r')}/_SUCCESS", layout.statistics_prefix("r"),
+              layout.bucket_prefix("r", "train", shard), layout.bucket_prefix("r", "test", shard),
+              layout.model_prefix("r", "pop")]
+    root = tmp_path / "pod"
+    for key in needed:
+        source, target = Path(full.root) / key, root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    pod = LocalStore(root)
+    step = ("--store", str(root), "--run-id", "r", "--algorithm", "pop", "--shard", str(shard))
+    done = receval("predict", *step)
+    assert done.returncode == 0, done.stderr
+    recs = layout.recs_key("r", "pop", shard)
+    pd.testing.assert_frame_equal(pod.read_parquet(recs), full.read_parquet(recs))
+    done = receval("evaluate", *step)
+    assert done.returncode == 0, done.stderr
+    partial = layout.metrics_shard_prefix("r", "pop", shard)
+    for name in ("per_user.parquet", "exposure.parquet"):
+        pd.testing.assert_frame_equal(pod.read_parquet(f"{partial}/{name}"), full.read_parquet(f"{partial}/{name}"))
+
+
 def test_evaluate_on_files_filters_to_the_shard_before_indexing(split):
     """`receval evaluate --shard` on full frames: the context holds only the shard's users."""
     from receval.metrics.batch import EvaluationContext
