@@ -32,7 +32,6 @@ from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of, user_hashes
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
-from receval.pipeline.evaluation import statistics_from_objects, statistics_objects
 from receval.pipeline.ownership import claim_run, now
 from receval.storage import MARKER, Store, join, json_bytes, open_store
 
@@ -105,6 +104,8 @@ def read_statistics(store: Store | str, run_id: str) -> GlobalStatistics:
 def _read_statistics(store: Store, prefix: str) -> GlobalStatistics:
     names = [key.rsplit("/", 1)[-1] for key in store.list(prefix)]
     objects = {name: store.read_bytes(join(prefix, name)) for name in names if name != MARKER}
+    from receval.pipeline.evaluation import statistics_from_objects  # the engine: not a predict pod's import
+
     return statistics_from_objects(objects, store.url(prefix))
 
 
@@ -362,6 +363,8 @@ def prepare_part(store: Store, run_id: str, config: RunConfig, part: Shard, *, f
             users = pd.DataFrame({"user": pd.unique(rows["user"])})
             store.write_parquet(layout.part_users_key(run_id, part, table, bucket), users)
     statistics = GlobalStatistics.of(train, test).with_features(features)
+    from receval.pipeline.evaluation import statistics_objects
+
     objects = {join("statistics", name): data for name, data in statistics_objects(statistics).items()}
     if items is not None:
         objects["items.parquet"] = parquet_bytes(items)
@@ -432,6 +435,8 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
     items_key = layout.part_items_key(run_id, parts[0])
     items = (store.read_parquet(items_key) if store.exists(items_key)
              else pd.DataFrame({"item": statistics.items}))
+    from receval.pipeline.evaluation import statistics_objects
+
     objects = {layout.name_in(prefix, join(layout.statistics_prefix(run_id), name)): data
                for name, data in statistics_objects(statistics).items()}
     objects[layout.name_in(prefix, layout.items_key(run_id))] = parquet_bytes(items)
