@@ -5,7 +5,8 @@ For each user count and each N it prepares a run folder bucketed N ways (``recev
 ``pop`` once, then runs ``receval predict`` and ``receval evaluate`` for shard 0/N as separate
 processes — start-up, imports and reading included — and takes each one's CPU time (user + system)
 and peak RSS from ``wait4``. With ``--sum-shards N`` it also runs every shard of that N and reports
-the summed evaluate CPU against the one-shard pass (the price of splitting the work).
+the summed predict and evaluate CPU against the one-shard pass (the price of splitting the work) and the
+largest pod's peak RSS (the memory limit every pod needs).
 
     python benchmarks/bench_shards.py --users 400000 1000000 --shards 1 4 16 64 --sum-shards 16
     python benchmarks/bench_shards.py --users 20000 --items 2000 --shards 1 4 --sum-shards 4   # a quick check
@@ -95,30 +96,35 @@ def bench(users: int, args: argparse.Namespace, work: Path) -> list[dict]:
         receval("prepare", "--store", store, "--run-id", run, "--config", str(config))
         receval("train", "--store", store, "--run-id", run, "--algorithm", "pop")
         shards = range(n) if n in args.sum_shards else range(1)
-        evaluate_cpu = 0.0
+        summed = {"predict": [], "evaluate": []}
         for i in shards:
             common = ["--store", store, "--run-id", run, "--algorithm", "pop", "--shard", f"{i}/{n}", "--force"]
             predict = measured(["predict", *common])
             evaluate = measured(["evaluate", *common])
-            evaluate_cpu += evaluate["cpu_s"]
+            summed["predict"].append(predict)
+            summed["evaluate"].append(evaluate)
             if i == 0:
                 rows += [{"users": users, "shards": n, "step": step, **m}
                          for step, m in (("predict", predict), ("evaluate", evaluate))]
         if n in args.sum_shards:
-            rows.append({"users": users, "shards": n, "step": "evaluate, all shards", "cpu_s": evaluate_cpu})
+            # the price of splitting (summed CPU) and the largest pod (the memory limit every pod needs)
+            rows += [{"users": users, "shards": n, "step": f"{step}, all shards",
+                      "cpu_s": sum(m["cpu_s"] for m in runs), "rss_mib": max(m["rss_mib"] for m in runs)}
+                     for step, runs in summed.items()]
     return rows
 
 
 def table(rows: list[dict]) -> str:
     base = {(r["users"], r["step"]): r for r in rows if r["shards"] == 1}
-    one_pass = {r["users"]: r["cpu_s"] for r in rows if r["shards"] == 1 and r["step"] == "evaluate"}
     lines = ["| users | N | step (shard 0/N) | wall | CPU | CPU / 1 shard | peak RSS | RSS / 1 shard |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if r["step"] == "evaluate, all shards":
-            ratio = r["cpu_s"] / one_pass[r["users"]] if r["users"] in one_pass else float("nan")
-            lines.append(f"| {r['users']:,} | {r['shards']} | evaluate, summed over all {r['shards']} shards | | "
-                         f"{r['cpu_s']:.1f} s | {ratio:.2f}× one pass | | |")
+        if r["step"].endswith(", all shards"):
+            step = r["step"].split(",")[0]
+            one = base.get((r["users"], step))
+            ratio = f"{r['cpu_s'] / one['cpu_s']:.2f}× one pass" if one else ""
+            lines.append(f"| {r['users']:,} | {r['shards']} | {step}, summed over all {r['shards']} shards | | "
+                         f"{r['cpu_s']:.1f} s | {ratio} | largest pod {r['rss_mib']:,.0f} MiB | |")
             continue
         b = base.get((r["users"], r["step"]))
         cpu = f"{r['cpu_s'] / b['cpu_s']:.2f}×" if b else ""
@@ -135,7 +141,7 @@ def main() -> None:
     parser.add_argument("--per-user", type=int, default=40, help="interactions per user before the 80/20 split")
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--sum-shards", type=int, nargs="*", default=[16],
-                        help="shard counts whose every shard is run, to sum the evaluate CPU")
+                        help="shard counts whose every shard is run, to sum the CPU and find the largest pod")
     parser.add_argument("--cutoffs", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--files", type=int, default=8, help="part files of the export")
     parser.add_argument("--seed", type=int, default=1)

@@ -137,6 +137,38 @@ def test_every_shard_count_reads_the_right_buckets(tmp_path: Path, split):
                 assert abs(mine["value"] - theirs["value"]) <= 1e-12, (count, theirs)
 
 
+def test_a_shard_pod_needs_only_its_buckets_the_statistics_its_recs_and_the_model(tmp_path: Path):
+    """A store holding only what shard 1/4 needs — run.json, the dataset marker, the global
+    statistics, the shard's train and test buckets, the model and (for evaluate) its recs shard —
+    runs that shard's predict and evaluate (real processes) to the same lists and values as the
+    full run folder: nothing else of the dataset is read."""
+    import shutil
+
+    full = prepared_run(tmp_path)
+    shard = Shard(1, 4)
+    steps.predict_step(full, "r", "pop", shard)
+    steps.evaluate_step(full, "r", "pop", shard)
+    needed = [layout.run_json_key("r"), f"{layout.dataset_prefix('r')}/_SUCCESS", layout.statistics_prefix("r"),
+              layout.bucket_prefix("r", "train", shard), layout.bucket_prefix("r", "test", shard),
+              layout.model_prefix("r", "pop")]
+    root = tmp_path / "pod"
+    for key in needed:
+        source, target = Path(full.root) / key, root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copyfile)(source, target)
+    pod = LocalStore(root)
+    step = ("--store", str(root), "--run-id", "r", "--algorithm", "pop", "--shard", str(shard))
+    done = receval("predict", *step)
+    assert done.returncode == 0, done.stderr
+    recs = layout.recs_key("r", "pop", shard)
+    pd.testing.assert_frame_equal(pod.read_parquet(recs), full.read_parquet(recs))
+    done = receval("evaluate", *step)
+    assert done.returncode == 0, done.stderr
+    partial = layout.metrics_shard_prefix("r", "pop", shard)
+    for name in ("per_user.parquet", "exposure.parquet"):
+        pd.testing.assert_frame_equal(pod.read_parquet(f"{partial}/{name}"), full.read_parquet(f"{partial}/{name}"))
+
+
 def test_evaluate_on_files_filters_to_the_shard_before_indexing(split):
     """`receval evaluate --shard` on full frames: the context holds only the shard's users."""
     from receval.metrics.batch import EvaluationContext
@@ -204,14 +236,22 @@ def prepared_run(tmp_path: Path) -> LocalStore:
 
 
 def test_a_bucket_holding_another_shards_users_is_refused(tmp_path: Path):
+    """The buckets are verified once, as they are read; the engine and the model trust them. So
+    every step refuses a foreign user by name: predict in the test bucket, evaluate in the train
+    bucket, also for a shard count that reads a bucket and keeps part of it (1/8 of 4 buckets)."""
     store = prepared_run(tmp_path)
-    one, zero = (layout.bucket_key("r", "test", Shard(i, 4), Shard(0, 1)) for i in (1, 0))
-    foreign = store.read_parquet(zero)
-    store.write_parquet(one, pd.concat([store.read_parquet(one), foreign.iloc[:2]], ignore_index=True))
-    rows = len(store.read_parquet(one)) - 1
-    line = one_error_line(receval("predict", "--store", store.uri, "--run-id", "r", "--algorithm", "pop",
-                                  "--shard", "1/4"))
-    assert f"{one}: column 'user', row {rows}: user {foreign['user'].iloc[0]!r} belongs to shard 0/4" in line
+    step = ("--store", store.uri, "--run-id", "r", "--algorithm", "pop")
+    for shard in ("1/4", "1/8"):
+        assert receval("predict", *step, "--shard", shard).returncode == 0
+    for table, command in (("train", "evaluate"), ("test", "predict")):
+        one, zero = (layout.bucket_key("r", table, Shard(i, 4), Shard(0, 1)) for i in (1, 0))
+        original, foreign = store.read_parquet(one), store.read_parquet(zero)
+        store.write_parquet(one, pd.concat([original, foreign.iloc[:2]], ignore_index=True))
+        for shard in ("1/4", "1/8"):
+            line = one_error_line(receval(command, *step, "--shard", shard, "--force"))
+            assert (f"{one}: column 'user', row {len(original) + 1}: user {foreign['user'].iloc[0]!r} belongs to "
+                    f"shard 0/4, not to this bucket's 1/4") in line, (command, shard)
+        store.write_parquet(one, original)
 
 
 def test_a_missing_bucket_is_named(tmp_path: Path):

@@ -134,6 +134,42 @@ def test_pop_matches_a_pandas_count_on_ml100k(fitted, ml100k):
     assert recs.score.tolist() == expected["count"].astype(float).tolist()
 
 
+def _non_personalised_reference(train: pd.DataFrame, score: pd.Series, users, k: int) -> pd.DataFrame:
+    """Every user's list by brute force: all (user, item) pairs, seen ones dropped, sorted by score
+    descending then item ascending, the first k kept."""
+    pairs = pd.DataFrame({"user": users}).merge(score.rename("score").reset_index(), how="cross")
+    seen = train[["user", "item"]].drop_duplicates().assign(seen=True)
+    pairs = pairs.merge(seen, on=["user", "item"], how="left")
+    pairs = pairs[pairs["seen"].isna()].sort_values(["user", "score", "item"], ascending=[True, False, True])
+    top = pairs.groupby("user", sort=False).head(k)
+    return top.assign(rank=top.groupby("user").cumcount() + 1)[["user", "item", "rank", "score"]]
+
+
+@pytest.mark.parametrize("name", ["pop", "avg"])
+def test_non_personalised_lists_of_every_user_match_brute_force(name, fitted, ml100k):
+    """POP and AVG rank the catalogue once and skip each user's seen items: every user's list, in
+    mixed batches of known and unknown users (and users who saw most of the catalogue), is the
+    brute-force ranking of all (user, item) pairs."""
+    train = ml100k["train"]
+    heavy = pd.DataFrame({"user": 10_000, "item": np.sort(train["item"].unique())[5:], "rating": 3.0})
+    train = pd.concat([train, heavy], ignore_index=True)
+    model = make(name).fit(train)
+    if name == "pop":
+        score = train.groupby("item")["user"].nunique().astype(float)
+    else:
+        mu = train["rating"].mean()
+        stats = train.groupby("item")["rating"].agg(["sum", "count"])
+        score = (stats["sum"] + 25 * mu) / (stats["count"] + 25)
+    users = [*train["user"].unique()[::3], 10_000, -1, -2]  # -1, -2: unknown to train
+    expected = _non_personalised_reference(train, score.rename_axis("item"), users, 50)
+    got = pd.concat(list(model.recommend_batches(users, 50, batch_size=97)), ignore_index=True)
+    key = ["user", "rank"]
+    got, expected = (f.sort_values(key).reset_index(drop=True) for f in (got, expected))
+    assert len(got[got.user == 10_000]) == 5  # only five items left for the heavy user
+    pd.testing.assert_frame_equal(got[key + ["item"]], expected[key + ["item"]], check_dtype=False)
+    np.testing.assert_allclose(got["score"], expected["score"], rtol=0, atol=1e-12)
+
+
 def test_avg_is_the_damped_mean_by_hand():
     train = pd.DataFrame({"user": [1, 2, 3, 1], "item": ["x", "x", "y", "z"], "rating": [5.0, 3.0, 4.0, 0.0]})
     # global mean mu = (5 + 3 + 4 + 0) / 4 = 3; damping 2 adds two pseudo-ratings at 3:

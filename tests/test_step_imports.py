@@ -21,6 +21,8 @@ from receval.pipeline import layout, steps
 from tests.test_pipeline import prepared
 
 NOT_FOR_A_LOCAL_STEP = ("kubernetes", "matplotlib", "boto3", "botocore")
+PREPARE_ONLY = ("receval.data.loaders", "receval.data.split", "receval.data.synthetic", "receval.pipeline.inputs")
+EVALUATE_ONLY = ("receval.metrics.engine", "receval.metrics.batch", "receval.metrics.registry")
 
 # run the CLI as ``python -m receval`` does, then print the top-level packages it imported
 _PROBE = """
@@ -32,11 +34,16 @@ except SystemExit as stop:
     code = stop.code
 else:
     code = 0
-print(json.dumps({"code": code, "modules": sorted({name.split(".")[0] for name in sys.modules})}))
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
 def imported_by(*argv: str) -> set[str]:
+    """The top-level packages a ``receval ARGV`` process imported (see :func:`modules_of`)."""
+    return {name.split(".")[0] for name in modules_of(*argv)}
+
+
+def modules_of(*argv: str) -> set[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(argv))], capture_output=True, text=True,
                           env=env, timeout=300)
@@ -60,10 +67,16 @@ def test_predict_and_evaluate_steps_on_a_local_store_import_no_cluster_plot_or_s
     prepared(store, "r", algorithms=["pop"], shards=2)
     steps.train_step(store, "r", "pop")
     common = ["--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "1/2"]
-    predict = imported_by("predict", *common)
+    predict = modules_of("predict", *common)
     assert store.exists(layout.recs_done_key("r", "pop", Shard(1, 2)))  # the step did its work
-    evaluate = imported_by("evaluate", *common)
+    evaluate = modules_of("evaluate", *common)
     assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(1, 2)))
     for modules in (predict, evaluate):
-        assert {"numpy", "pandas"} <= modules
-        assert not modules & set(NOT_FOR_A_LOCAL_STEP), sorted(modules & set(NOT_FOR_A_LOCAL_STEP))
+        tops = {name.split(".")[0] for name in modules}
+        assert {"numpy", "pandas"} <= tops
+        assert not tops & set(NOT_FOR_A_LOCAL_STEP), sorted(tops & set(NOT_FOR_A_LOCAL_STEP))
+        # a pod reads a prepared run folder: no dataset loader, splitter or generator
+        assert not modules & set(PREPARE_ONLY), sorted(modules & set(PREPARE_ONLY))
+    # predict scores with the model: the metrics engine is the evaluate step's
+    assert not predict & set(EVALUATE_ONLY), sorted(predict & set(EVALUATE_ONLY))
+    assert set(EVALUATE_ONLY) <= evaluate  # the probe does see what the evaluate step imports

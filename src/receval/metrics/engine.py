@@ -363,9 +363,11 @@ def evaluate_shard(
     ----------
     statistics : the dataset-wide inputs (:class:`~receval.metrics.statistics.GlobalStatistics`
         of the full train, test and features), the same for every shard.
-    train, test, recs : the rows of the shard's users (rows of other users are dropped first, so
-        passing full frames gives the same result at the cost of reading them).
-    config, shard, progress : as in :func:`evaluate`.
+    train, test, recs : the rows of the shard's users only. They are trusted, not filtered again
+        (every test user passed is evaluated): :func:`evaluate` filters full frames, the pipeline
+        reads the shard's buckets, whose users prepare hashed and the reader verified.
+    config, progress : as in :func:`evaluate`.
+    shard : the shard these rows are (recorded in the partial state, for the merge).
     ratings_train : the full train, needed (and read) only by ``distance="ratings"``.
 
     Per-user structures are built from the shard's rows only, so memory and time follow the
@@ -380,8 +382,6 @@ def evaluate_shard(
         train, test, recs, catalog, features, ratings_train, column="item")
     train, test, recs, ratings_train = harmonise_id_types(train, test, recs, ratings_train, column="user")
     statistics = replace(statistics, items=catalog["item"].to_numpy(), features=features)
-    if shard is not None:
-        train, test, recs = (_in_shard(frame, shard) for frame in (train, test, recs))
     ctx = EvaluationContext.build(
         statistics, train, test, recs,
         threshold=config.threshold, distance=config.distance, catalog_size=config.catalog,

@@ -62,8 +62,12 @@ class Shard:
         return range(self.index % step, int(count), step)
 
 
+def user_hashes(users: pd.Series | np.ndarray) -> np.ndarray:
+    """The stable uint64 hash of each user id, whose remainder modulo N is its shard of N."""
+    values = np.asarray(pd.Series(users).astype(str).to_numpy(dtype=object))
+    return pd.util.hash_array(values, categorize=True)
+
+
 def shard_of(users: pd.Series | np.ndarray, count: int) -> np.ndarray:
     """The shard index (0..count-1) of each user id."""
-    values = np.asarray(pd.Series(users).astype(str).to_numpy(dtype=object))
-    hashes = pd.util.hash_array(values, categorize=True)
-    return (hashes % np.uint64(count)).astype(np.int64)
+    return (user_hashes(users) % np.uint64(count)).astype(np.int64)

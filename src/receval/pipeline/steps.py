@@ -29,10 +29,9 @@ from receval.config import DatasetConfig, RunConfig
 from receval.data.partitioned import combine_files
 from receval.data.frames import parquet_bytes
 from receval.errors import ConfigError, InputError
-from receval.metrics.sharding import Shard, shard_of
+from receval.metrics.sharding import Shard, shard_of, user_hashes
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
-from receval.pipeline.evaluation import statistics_from_objects, statistics_objects
 from receval.pipeline.ownership import claim_run, now
 from receval.storage import MARKER, Store, join, json_bytes, open_store
 
@@ -105,15 +104,24 @@ def read_statistics(store: Store | str, run_id: str) -> GlobalStatistics:
 def _read_statistics(store: Store, prefix: str) -> GlobalStatistics:
     names = [key.rsplit("/", 1)[-1] for key in store.list(prefix)]
     objects = {name: store.read_bytes(join(prefix, name)) for name in names if name != MARKER}
+    from receval.pipeline.evaluation import statistics_from_objects  # the engine: not a predict pod's import
+
     return statistics_from_objects(objects, store.url(prefix))
 
 
-def _check_bucket(frame: pd.DataFrame, bucket: Shard, where: str) -> None:
-    """Refuse a bucket holding a user that does not hash to it (a corrupted or hand-edited object)."""
+def _bucket_users(frame: pd.DataFrame, bucket: Shard, shard: Shard, where: str) -> np.ndarray | None:
+    """Verify that every user of a bucket object hashes to its bucket, and return the mask of the
+    rows of ``shard``'s users (None: all of them), hashing each distinct id once.
+
+    The one check of the shard-local layout: prepare hashed every user into her bucket, so the
+    readers downstream (the engine, the model) trust the rows they get. A user in the wrong bucket
+    (a corrupted or hand-edited object) is refused by name.
+    """
     codes, users = pd.factorize(frame["user"])
     if not len(users):
-        return
-    home = shard_of(pd.Series(users), bucket.count)
+        return None
+    hashes = user_hashes(users)
+    home = (hashes % np.uint64(bucket.count)).astype(np.int64)
     wrong = np.flatnonzero(home != bucket.index)
     if wrong.size:
         row = int(np.flatnonzero(codes == wrong[0])[0])
@@ -121,6 +129,10 @@ def _check_bucket(frame: pd.DataFrame, bucket: Shard, where: str) -> None:
             f"{where}: column 'user', row {row + 1}: user {users[wrong[0]]!r} belongs to shard "
             f"{home[wrong[0]]}/{bucket.count}, not to this bucket's {bucket} (a corrupted or hand-edited bucket)"
         )
+    if bucket.count % shard.count == 0:  # M divides B: a bucket of B holds users of one shard of M
+        return None
+    mine = (hashes % np.uint64(shard.count)).astype(np.int64) == shard.index
+    return None if mine.all() else mine[codes]
 
 
 def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dict[str, Any] | None = None
@@ -134,11 +146,10 @@ def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dic
     """
     marker = marker or _require_dataset(store, run_id)
     buckets, parts = int(marker["shards"]), int(marker["parts"])
-    overlapping = shard.overlapping(buckets)
     frames: list[pd.DataFrame] = []
-    for j in overlapping:
+    for j in shard.overlapping(buckets):
         bucket = Shard(j, buckets)
-        pieces = []
+        pieces, masks = [], []
         for p in range(parts):
             key = layout.bucket_key(run_id, table, bucket, Shard(p, parts))
             if not store.exists(key):
@@ -147,14 +158,15 @@ def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dic
                     f"prepare the run again (`receval prepare --run-id {run_id} --force`)"
                 )
             frame = store.read_parquet(key)
-            _check_bucket(frame, bucket, store.url(key))
+            masks.append(_bucket_users(frame, bucket, shard, store.url(key)))
             pieces.append((store.url(key), frame))
-        frames.append(pieces[0][1] if parts == 1 else combine_files(pieces, table))
-    rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    if overlapping.step != shard.count and len(rows):
-        codes, users = pd.factorize(rows["user"])
-        rows = rows[shard.mask(pd.Series(users))[codes]].reset_index(drop=True)
-    return rows
+        rows = pieces[0][1] if parts == 1 else combine_files(pieces, table)
+        if any(mask is not None for mask in masks):  # a bucket holding other shards' users too
+            keep = np.concatenate([np.ones(len(f), dtype=bool) if m is None else m
+                                   for m, (_, f) in zip(masks, pieces)])
+            rows = rows[keep].reset_index(drop=True)
+        frames.append(rows)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def read_dataset(store: Store | str, run_id: str, table: str) -> pd.DataFrame:
@@ -351,6 +363,8 @@ def prepare_part(store: Store, run_id: str, config: RunConfig, part: Shard, *, f
             users = pd.DataFrame({"user": pd.unique(rows["user"])})
             store.write_parquet(layout.part_users_key(run_id, part, table, bucket), users)
     statistics = GlobalStatistics.of(train, test).with_features(features)
+    from receval.pipeline.evaluation import statistics_objects
+
     objects = {join("statistics", name): data for name, data in statistics_objects(statistics).items()}
     if items is not None:
         objects["items.parquet"] = parquet_bytes(items)
@@ -421,6 +435,8 @@ def finish_prepare(store: Store, run_id: str, config: RunConfig, *, force: bool 
     items_key = layout.part_items_key(run_id, parts[0])
     items = (store.read_parquet(items_key) if store.exists(items_key)
              else pd.DataFrame({"item": statistics.items}))
+    from receval.pipeline.evaluation import statistics_objects
+
     objects = {layout.name_in(prefix, join(layout.statistics_prefix(run_id), name)): data
                for name, data in statistics_objects(statistics).items()}
     objects[layout.name_in(prefix, layout.items_key(run_id))] = parquet_bytes(items)

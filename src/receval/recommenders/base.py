@@ -264,7 +264,7 @@ class Recommender(ABC):
 
     @staticmethod
     def _train_rows(train: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        frame = train.drop_duplicates(subset=["user", "item"], keep="last")
+        frame = train
         ratings = (frame["rating"].to_numpy(dtype=np.float64) if "rating" in frame.columns
                    else np.ones(len(frame)))
         if not np.isfinite(ratings).all():
@@ -275,9 +275,16 @@ class Recommender(ABC):
     def _set_ratings(self, frame: pd.DataFrame, ratings: np.ndarray, item_codes: np.ndarray) -> None:
         user_codes, users = pd.factorize(frame["user"], sort=True)
         self.user_ids = pd.Index(users)
-        self.ratings = sp.csr_matrix(
-            (ratings, (user_codes, item_codes)), shape=(len(users), self.n_items), dtype=np.float64
-        )
+        shape = (len(users), self.n_items)
+        self.ratings = sp.csr_matrix((ratings, (user_codes, item_codes)), shape=shape, dtype=np.float64)
+        if self.ratings.nnz != len(frame):
+            # a repeated (user, item) pair, which the conversion summed: the last rating counts
+            # (the readers' rule). Checked on the matrix, because a pairwise drop_duplicates of
+            # every train row cost a fifth of a predict step whose rows are unique anyway.
+            last = ~pd.Series(user_codes.astype(np.int64) * max(self.n_items, 1) + item_codes).duplicated(
+                keep="last").to_numpy()
+            self.ratings = sp.csr_matrix((ratings[last], (user_codes[last], item_codes[last])), shape=shape,
+                                         dtype=np.float64)
         self.ratings.sort_indices()
 
     def with_train(self, train: pd.DataFrame) -> Recommender:
@@ -358,11 +365,19 @@ class Recommender(ABC):
         assert self.item_ids is not None
         return len(self.item_ids)
 
+    def _shared_scores(self) -> np.ndarray | None:
+        """The one score vector of every user, known to train or not, of a non-personalised model
+        (POP, AVG); None for a personalised one. Such a model is ranked once, not once per user."""
+        return None
+
     def _rank(self, users: np.ndarray, user_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores (padded with -1 / -inf) of a batch of users.
 
         ``users`` are indices into ``user_ids`` of the model, ``-1`` for users unknown to train.
         """
+        shared = self._shared_scores()
+        if shared is not None:
+            return self._rank_shared(shared, users, k)
         cols_out = np.full((len(users), min(k, self.n_items)), -1, dtype=np.int64)
         vals_out = np.full(cols_out.shape, -np.inf)
         for rows in chunk_rows(len(users), self.n_items):
@@ -378,6 +393,49 @@ class Recommender(ABC):
             cols_out[rows, : cols.shape[1]] = cols
             vals_out[rows, : vals.shape[1]] = vals
         cols_out[~np.isfinite(vals_out)] = -1
+        return cols_out, vals_out
+
+    def _shared_order(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The catalogue in list order (score descending, item id ascending; items with a
+        non-finite score left out) and each item's position in it (``n_items`` if left out)."""
+        cached = getattr(self, "_shared_order_cache", None)
+        if cached is not None and cached[0] is scores:
+            return cached[1], cached[2]
+        order = np.argsort(-scores, kind="stable")  # stable: ties keep column (= item id) order
+        order = order[np.isfinite(scores[order])]
+        position = np.full(self.n_items, self.n_items, dtype=np.int64)
+        position[order] = np.arange(order.size)
+        self._shared_order_cache = (scores, order, position)
+        return order, position
+
+    def _rank_shared(self, scores: np.ndarray, users: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_rank` of a non-personalised model: a user's list is the first ``k`` items of
+        the one global order that she did not see in train.
+
+        The same lists as scoring every user densely, in ``O(batch × (k + seen))`` instead of
+        ``O(batch × n_items)``: only the first ``k + max seen`` items of the order can be chosen.
+        """
+        assert self.ratings is not None
+        order, position = self._shared_order(scores)
+        n_out = min(int(k), self.n_items)
+        cols_out = np.full((len(users), n_out), -1, dtype=np.int64)
+        vals_out = np.full(cols_out.shape, -np.inf)
+        known = np.flatnonzero(users >= 0)
+        seen = self.ratings[users[known]]
+        seen_per_user = np.diff(seen.indptr)
+        width = min(order.size, n_out + int(seen_per_user.max(initial=0)))
+        if width == 0 or len(users) == 0:
+            return cols_out, vals_out
+        # a row per user, a column per candidate (the head of the order); seen candidates blocked
+        free = np.ones((len(users), width), dtype=bool)
+        seen_row = np.repeat(known, seen_per_user)
+        seen_at = position[seen.indices]
+        inside = seen_at < width
+        free[seen_row[inside], seen_at[inside]] = False
+        rank = np.cumsum(free, axis=1)
+        row, column = np.nonzero(free & (rank <= n_out))
+        cols_out[row, rank[row, column] - 1] = order[column]
+        vals_out[row, rank[row, column] - 1] = scores[order[column]]
         return cols_out, vals_out
 
     def _mask_seen(self, scores: np.ndarray, rows: np.ndarray, users: np.ndarray) -> None:

@@ -83,6 +83,9 @@ class POP(Recommender):
     def _score_known(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self._fallback_scores(), (len(users), self.n_items)).copy()
 
+    def _shared_scores(self) -> np.ndarray:
+        return self._fallback_scores()
+
 
 class AVG(Recommender):
     r"""Item average rating, damped towards the global mean.
@@ -126,6 +129,9 @@ class AVG(Recommender):
         if hasattr(self, "_average"):
             return self._average
         return super()._fallback_scores()
+
+    def _shared_scores(self) -> np.ndarray:
+        return self._fallback_scores()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"average": self._average}
