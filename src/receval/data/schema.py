@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from receval.data import formats
+from receval.data import codes, formats
 from receval.errors import InputError
 
 ROLES = ("train", "test", "recs", "features")
@@ -187,9 +187,21 @@ def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: 
     return values
 
 
+def _codes(frame: pd.DataFrame, column: str, *, ordered: bool = False) -> tuple[np.ndarray, int]:
+    """``column`` as integer codes (:mod:`receval.data.codes`); ``ordered`` keeps the column's order."""
+    values = frame[column].to_numpy()
+    return codes.order_codes(values) if ordered else codes.id_codes(values)
+
+
 def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
-    dup = frame.duplicated(subset=keys, keep="first").to_numpy()
-    return int(np.flatnonzero(dup)[0]) if dup.any() else None
+    """The first row repeating an earlier row's ``keys`` (``duplicated(keep="first")``), or None."""
+    return codes.first_repeat([_codes(frame, k) for k in keys])
+
+
+def _drop_duplicates(frame: pd.DataFrame, keys: list[str], keep: str) -> pd.DataFrame:
+    """``frame.drop_duplicates(subset=keys, keep=keep)`` with a fresh index, over integer codes."""
+    mask = codes.keep_mask([_codes(frame, k) for k in keys], keep)
+    return frame.reset_index(drop=True) if mask is None else frame[mask].reset_index(drop=True)
 
 
 def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
@@ -199,7 +211,7 @@ def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.Dat
 
 def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """:func:`read_train`'s rules on a frame already read (e.g. a Parquet part file called ``name``)."""
-    return validate_train(frame.copy(), _Source(name, csv=False))
+    return validate_train(frame.copy(deep=False), _Source(name, csv=False))
 
 
 def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
@@ -207,11 +219,11 @@ def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     _require_columns(frame, src, ("user", "item"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
-    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
     # duplicate (user, item) rows are merged, the last rating kept (docs/metrics.md, "Where receval differs
     # from RankSys, deliberately")
-    return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
+    return _drop_duplicates(out, ["user", "item"], keep="last")
 
 
 def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
@@ -230,7 +242,7 @@ def validate_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
 
 def clean_test(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """:func:`read_test`'s rules on a frame already read (a part file may hold no rows)."""
-    return _clean_test(frame.copy(), _Source(name, csv=False))
+    return _clean_test(frame.copy(deep=False), _Source(name, csv=False))
 
 
 def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
@@ -240,7 +252,8 @@ def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
             "user": _ids(frame, "user", src),
             "item": _ids(frame, "item", src),
             "rating": _numeric(frame, "rating", src),
-        }
+        },
+        copy=False,
     )
     pos = _first_duplicate(out, ["user", "item"])
     if pos is not None:
@@ -268,37 +281,56 @@ def validate_recs(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
         _require_columns(frame, src, ("user", "item", "rank"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: no recommendation lists (header only or empty file)")
-    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
+    by_user = _codes(out, "user", ordered=True)
     if "rank" in frame.columns:
         out["rank"] = _numeric(frame, "rank", src, allow_negative=False)
-        pos = _first_duplicate(out, ["user", "rank"])
+        order, pos = codes.stable_order([by_user, _codes(out, "rank", ordered=True)])
         if pos is not None:
             raise InputError(
                 f"{src.name}: column '{src.col('rank')}', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
                 f"for user {_show(out.user.iloc[pos])}"
             )
-        key = ["user", "rank"]
+        by_item = None
     else:
         out["score"] = _numeric(frame, "score", src)
-        key = None
-    pos = _first_duplicate(out, ["user", "item"])
+        by_item = _codes(out, "item", ordered=True)
+    pos = codes.first_repeat([by_user, by_item or _codes(out, "item")])
     if pos is not None:
         raise InputError(
             f"{src.name}: column '{src.col('item')}', {src.row(pos)}: item {_show(out.item.iloc[pos])} repeated in the "
             f"list of user {_show(out.user.iloc[pos])}"
         )
-    return rank_lists(out, by_rank=key is not None)
+    if by_item is not None:
+        # items are unique per user now, so (user, score, item) keys are distinct
+        by_score = codes.order_codes(-out["score"].to_numpy(np.float64))
+        order, _ = codes.stable_order([by_user, by_score, by_item], distinct=True)
+    return _in_order(out, order, by_user[0])
 
 
 def rank_lists(frame: pd.DataFrame, *, by_rank: bool) -> pd.DataFrame:
-    """Order lists by rank (or score desc, item asc) and renumber ranks 1..len per user."""
+    """Order lists by rank (or score desc, item asc) and renumber ranks 1..len per user.
+
+    ``frame`` holds clean ids (no null) and, per user, distinct ranks or distinct items.
+    """
+    by_user = _codes(frame, "user", ordered=True)
     if by_rank:
-        ordered = frame.sort_values(["user", "rank"], kind="stable")
+        order, _ = codes.stable_order([by_user, _codes(frame, "rank", ordered=True)])
     else:
-        ordered = frame.sort_values(["user", "score", "item"], ascending=[True, False, True], kind="stable")
-    ordered = ordered[["user", "item"]].reset_index(drop=True)
-    ordered["rank"] = ordered.groupby("user", sort=False).cumcount().astype(np.int64) + 1
-    return ordered
+        by_score = codes.order_codes(-frame["score"].to_numpy(np.float64))
+        order, _ = codes.stable_order([by_user, by_score, _codes(frame, "item", ordered=True)])
+    return _in_order(frame, order, by_user[0])
+
+
+def _in_order(frame: pd.DataFrame, order: np.ndarray | None, user_codes: np.ndarray) -> pd.DataFrame:
+    """``user, item`` rows taken in ``order`` (None: as they are), ranked 1..len within each user."""
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    if order is not None:
+        users, items, user_codes = users[order], items[order], user_codes[order]
+    # dtype given: pandas would infer its string dtype from an object column of text ids
+    return pd.DataFrame({"user": pd.Series(users, dtype=users.dtype, copy=False),
+                         "item": pd.Series(items, dtype=items.dtype, copy=False),
+                         "rank": codes.group_positions(user_codes)}, copy=False)
 
 
 def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
@@ -309,9 +341,9 @@ def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.
 def validate_features(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     """Validate item features read from ``src``."""
     _require_columns(frame, src, ("item", "feature"))
-    out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
+    out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)}, copy=False)
     out["weight"] = _numeric(frame, "weight", src, allow_negative=False) if "weight" in frame.columns else 1.0
-    return out.drop_duplicates(subset=["item", "feature"], keep="last").reset_index(drop=True)
+    return _drop_duplicates(out, ["item", "feature"], keep="last")
 
 
 def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs_name: str) -> None:
