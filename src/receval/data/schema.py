@@ -86,8 +86,7 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(p)
-            return formats.rename(frame, role, layout, name), _Source(name, csv=False)
+            return formats.rename(_read_parquet(p, role, layout, name), role, layout, name), _Source(name, csv=False)
         if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt") or formats.is_trec(p, layout or formats.Layout()):
             frame, header_lines = formats.read(p, role, layout)
             return frame, _Source(name, csv=True, header_lines=header_lines)
@@ -96,6 +95,40 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
         raise InputError(f"{name}: cannot be read: {first}") from None
     raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet, .csv, .tsv or .trec "
                      "(or input_format trec)", option="input_format")
+
+
+# The column sets a role's validation requires (recs: either one), to know when a Parquet read may
+# skip the file's other columns without changing any message.
+_REQUIRED = {
+    "train": (("user", "item"),),
+    "test": (("user", "item", "rating"),),
+    "recs": (("user", "item", "rank"), ("user", "item", "score")),
+    "features": (("item", "feature"),),
+}
+
+
+def _read_parquet(p: Path, role: str, layout: formats.Layout | None, name: str) -> pd.DataFrame:
+    """The Parquet file as :func:`pandas.read_parquet` gives it, but only the columns ``role`` takes.
+
+    Columns are chosen from the schema (``formats.chosen_columns``) before any data is read, so
+    timestamps, titles or a second score column are never decoded. When a required column is
+    missing the whole file is read, so that the refusal lists every column, as it always did.
+    ``ParquetFile`` reads a single file without importing ``pyarrow.dataset`` (start-up time).
+    """
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(p)
+    schema = file.schema_arrow
+    index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+    raw = {str(n).strip(): n for n in schema.names if n not in index}
+    columns = None
+    if len(raw) == len(schema.names) - len(index):  # no two names alike once stripped
+        probe = pd.DataFrame(columns=list(raw))
+        quiet = (layout or formats.Layout()).with_report(None)
+        kept = set(formats.rename(probe, role, quiet, name).columns)  # what validation will see
+        if any(all(c in kept for c in required) for required in _REQUIRED[role]):
+            columns = [raw[c] for c in formats.chosen_columns(probe, role, quiet, name).values()]
+    return file.read(columns=columns, use_pandas_metadata=True).to_pandas()
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
