@@ -200,8 +200,8 @@ MUTANTS: list[Mutant] = [
            'pos = _first_duplicate(out, ["user", "item", "rating"])\n    if pos is not None:\n        raise InputError(\n'
            '            f"{src.name}: columns', (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("negative-rank-accepted", "data/schema.py",
-           'out["rank"] = _numeric(frame, "rank", src, allow_negative=False)',
-           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True)', (EMPTY_IDS, INPUT_RULES, CLI)),
+           'out["rank"] = _numeric(frame, "rank", src, allow_negative=False, keep_integers=True)',
+           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True, keep_integers=True)', (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("train-duplicates-keep-first", "data/schema.py",
            'return _drop_duplicates(out, ["user", "item"], keep="last")\n\n\ndef read_test',
            'return _drop_duplicates(out, ["user", "item"], keep="first")\n\n\ndef read_test',

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 _INT63 = 1 << 63
+# Rows per piece of the checks that walk a column: their temporaries stay a few MB at any size.
+CHUNK = 1 << 21
 
 
 def order_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -38,12 +40,14 @@ def order_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
         else:
             values = _float_order_key(values)
     if values.dtype.kind in "iub":
-        v = values.astype(np.int64, copy=False)
-        lo, hi = int(v.min()), int(v.max())
+        lo, hi = int(values.min()), int(values.max())
         if hi - lo < 4 * n + 1024:
-            return v - lo, hi - lo + 1
-        if bool((v[1:] >= v[:-1]).all()):
-            return _sorted_codes(v[1:] != v[:-1], n)
+            if lo >= 0 and values.dtype.kind in "iu":
+                # 0 <= v - lo <= v: no overflow in the column's own (often narrow) dtype, and no copy at 0
+                return (values - values.dtype.type(lo) if lo else values), hi - lo + 1
+            return values.astype(np.int64) - lo, hi - lo + 1
+        if bool(_non_decreasing(values)):
+            return _sorted_codes(values[1:] != values[:-1], n)
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64, copy=False), len(uniques)
 
@@ -59,6 +63,12 @@ def id_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64, copy=False), len(uniques)
 
 
+def _non_decreasing(values: np.ndarray) -> bool:
+    n = len(values)
+    return all(bool((values[s + 1 : s + CHUNK + 1] >= values[s : min(s + CHUNK, n - 1)]).all())
+               for s in range(0, n - 1, CHUNK))
+
+
 def _sorted_codes(change: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     codes = np.empty(n, dtype=np.int64)
     codes[0] = 0
@@ -70,6 +80,59 @@ def _float_order_key(values: np.ndarray) -> np.ndarray:
     """int64 keys ordered as the float64 ``values`` (IEEE bits, negative numbers' magnitude bits flipped)."""
     bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
     return bits ^ ((bits >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))
+
+
+def _in_order(columns: list[tuple[np.ndarray, int]]) -> tuple[bool, int | None]:
+    """Whether the rows are already in lexicographic order of ``columns``, and then the first row
+    equal to its predecessor (in sorted rows, the first repeat in file order). Walks the columns
+    in pieces, so that a file already in order (the usual case) costs no key and no sort."""
+    n = len(columns[0][0])
+    first = None
+    for s in range(0, n - 1, CHUNK):
+        e = min(n, s + CHUNK + 1)
+        ahead = np.zeros(e - s - 1, dtype=bool)  # rows already greater than their predecessor
+        equal = np.ones(e - s - 1, dtype=bool)
+        for codes, _ in columns:
+            prev, cur = codes[s : e - 1], codes[s + 1 : e]
+            ahead |= equal & (cur > prev)
+            equal &= cur == prev
+        if not (ahead | equal).all():
+            return False, None
+        if first is None and equal.any():
+            first = s + 1 + int(np.flatnonzero(equal)[0])
+    return True, first
+
+
+def _repeats_within_runs(major: np.ndarray, minor: tuple[np.ndarray, int]) -> bool | None:
+    """Whether some ``minor`` code repeats within a run of equal ``major`` codes, when ``major`` is
+    non-decreasing (each value one run: lists written user by user); None when it is not.
+    Keys are packed per piece of whole runs, so memory stays a piece's, not the column's."""
+    n = len(major)
+    if not _non_decreasing(major):
+        return None
+    minor_codes, card = minor
+    card = max(int(card), 1)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(major[1:], major[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    bounds = np.append(starts, n)
+    s = 0
+    while s < len(starts):
+        # whole runs, about CHUNK rows (at least one run)
+        e = max(s + 1, int(np.searchsorted(bounds, bounds[s] + CHUNK, side="right")) - 1)
+        e = min(e, len(starts))
+        r0, r1 = int(bounds[s]), int(bounds[e])
+        if (e - s) * card >= _INT63:
+            return bool(stable_order([(major[r0:r1], int(major[r1 - 1]) + 1), (minor_codes[r0:r1], card)])[1] is not None)
+        run = np.repeat(np.arange(e - s, dtype=np.int64), np.diff(bounds[s : e + 1]))
+        run *= card
+        run += minor_codes[r0:r1]
+        run.sort()
+        if (run[1:] == run[:-1]).any():
+            return True
+        s = e
+    return False
 
 
 def pack(columns: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, int] | None:
@@ -104,13 +167,12 @@ def stable_order(
     n = len(columns[0][0])
     if n == 0:
         return None, None
+    in_order, first = _in_order(columns)
+    if in_order:
+        return None, first
     packed = pack(columns)
     if packed is not None:
         key, card = packed
-        same = key[1:] == key[:-1]
-        if bool((key[1:] >= key[:-1]).all()):
-            repeats = np.flatnonzero(same)
-            return None, (int(repeats[0]) + 1 if repeats.size else None)
         bits = (n - 1).bit_length()
         if card < (_INT63 >> bits):
             # position in the low bits: equal keys keep file order, and numpy's sort of int64 is
@@ -144,6 +206,8 @@ def first_repeat(columns: list[tuple[np.ndarray, int]]) -> int | None:
     n = len(columns[0][0])
     if n < 2:
         return None
+    if len(columns) == 2 and _repeats_within_runs(columns[0][0], columns[1]) is False:
+        return None
     packed = pack(columns)
     if packed is None:
         return stable_order(columns)[1]
@@ -162,6 +226,8 @@ def keep_mask(columns: list[tuple[np.ndarray, int]], keep: str) -> np.ndarray | 
     ``drop_duplicates``), or None when no key repeats."""
     n = len(columns[0][0])
     if n < 2:
+        return None
+    if len(columns) == 2 and _repeats_within_runs(columns[0][0], columns[1]) is False:
         return None
     packed = pack(columns)
     if packed is None:
@@ -184,6 +250,14 @@ def group_positions(sorted_codes: np.ndarray) -> np.ndarray:
     change = np.empty(n, dtype=bool)
     change[0] = True
     np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=change[1:])
-    starts = np.flatnonzero(change)
-    lengths = np.diff(np.append(starts, n))
-    return np.arange(n, dtype=np.int64) - np.repeat(starts, lengths) + 1
+    bounds = np.append(np.flatnonzero(change), n)
+    positions = np.arange(1, n + 1, dtype=np.int64)
+    # minus each row's run start, a piece of whole runs at a time (np.repeat of all starts would
+    # be a second users x K array)
+    s = 0
+    while s < len(bounds) - 1:
+        e = max(s + 1, min(len(bounds) - 1, int(np.searchsorted(bounds, bounds[s] + CHUNK, side="right")) - 1))
+        r0, r1 = int(bounds[s]), int(bounds[e])
+        positions[r0:r1] -= np.repeat(bounds[s:e], np.diff(bounds[s : e + 1]))
+        s = e
+    return positions

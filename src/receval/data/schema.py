@@ -128,7 +128,26 @@ def _read_parquet(p: Path, role: str, layout: formats.Layout | None, name: str) 
         kept = set(formats.rename(probe, role, quiet, name).columns)  # what validation will see
         if any(all(c in kept for c in required) for required in _REQUIRED[role]):
             columns = [raw[c] for c in formats.chosen_columns(probe, role, quiet, name).values()]
-    return file.read(columns=columns, use_pandas_metadata=True).to_pandas()
+    table = file.read(columns=columns, use_pandas_metadata=True)
+    # one block per column, the table freed as it converts: never two copies of the file
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _consume(frame: pd.DataFrame, *columns: str) -> None:
+    """Drop raw columns once converted (``frame`` is the reader's own: a file read, or the shallow
+    copy :func:`formats.rename` made): at 50M rows the raw ids are 400 MiB beside their int64 form."""
+    for column in columns:
+        del frame[column]
+    _release_arrow()
+
+
+def _release_arrow() -> None:
+    """Give back the pages pyarrow's allocator keeps after the raw columns are freed (mimalloc
+    holds them: 600 MiB after 50M list rows, which the process's peak RSS would carry on)."""
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
@@ -198,11 +217,19 @@ def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
     return col.map(lambda v: v.strip() if isinstance(v, str) else str(v)).astype(object)
 
 
-def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True) -> pd.Series:
+def _numeric(
+    frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True, keep_integers: bool = False,
+) -> pd.Series:
+    """``column`` as float64 (with ``keep_integers``, an integer column keeps its own dtype: ranks
+    need no float copy), or a refusal naming the first missing, non-numeric, non-finite or, unless
+    ``allow_negative``, negative value."""
     raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
-    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy())
-    if bad.any():
+    if keep_integers and isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":
+        values = raw  # a numpy integer column holds no missing or non-finite value
+    else:
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy()) if values.dtype.kind == "f" else None
+    if bad is not None and bad.any():
         pos = int(np.flatnonzero(bad)[0])
         shown = raw.iloc[pos]
         if pd.isna(shown) or str(shown).strip() == "":
@@ -239,7 +266,9 @@ def _drop_duplicates(frame: pd.DataFrame, keys: list[str], keep: str) -> pd.Data
 
 def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
-    return validate_train(*_read_raw(path, "train", layout))
+    frame = validate_train(*_read_raw(path, "train", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -248,12 +277,14 @@ def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
-    """Validate train interactions read from ``src`` (a file, a part file, or a frame passed as an argument)."""
+    """Validate train interactions read from ``src`` (a file, a part file, or a frame passed as an
+    argument). ``frame`` is the reader's own (its raw columns are dropped once converted)."""
     _require_columns(frame, src, ("user", "item"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
+    _consume(frame, *frame.columns)
     # duplicate (user, item) rows are merged, the last rating kept (docs/metrics.md, "Where receval differs
     # from RankSys, deliberately")
     return _drop_duplicates(out, ["user", "item"], keep="last")
@@ -261,7 +292,9 @@ def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
 
 def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read test interactions: ``user, item, rating``; duplicates and an empty set are errors."""
-    return validate_test(*_read_raw(path, "test", layout))
+    frame = validate_test(*_read_raw(path, "test", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
@@ -303,11 +336,14 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
     descending, then item id ascending (docs/python-api.md, "Data and two recommenders").
     """
-    return validate_recs(*_read_raw(path, "recs", layout))
+    frame = validate_recs(*_read_raw(path, "recs", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_recs(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
-    """Validate recommendation lists read from ``src``; see :func:`read_recs`."""
+    """Validate recommendation lists read from ``src``; see :func:`read_recs`. ``frame`` is the
+    reader's own (its raw id columns are dropped once converted)."""
     if "rank" not in frame.columns and "score" in frame.columns:
         _require_columns(frame, src, ("user", "item", "score"))
     else:
@@ -315,9 +351,10 @@ def validate_recs(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     if len(frame) == 0:
         raise InputError(f"{src.name}: no recommendation lists (header only or empty file)")
     out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
+    _consume(frame, "user", "item")
     by_user = _codes(out, "user", ordered=True)
     if "rank" in frame.columns:
-        out["rank"] = _numeric(frame, "rank", src, allow_negative=False)
+        out["rank"] = _numeric(frame, "rank", src, allow_negative=False, keep_integers=True)
         order, pos = codes.stable_order([by_user, _codes(out, "rank", ordered=True)])
         if pos is not None:
             raise InputError(
@@ -368,7 +405,9 @@ def _in_order(frame: pd.DataFrame, order: np.ndarray | None, user_codes: np.ndar
 
 def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read item features: ``item, feature[, weight]``; duplicate pairs merged (last weight)."""
-    return validate_features(*_read_raw(path, "features", layout))
+    frame = validate_features(*_read_raw(path, "features", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_features(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
