@@ -200,14 +200,16 @@ MUTANTS: list[Mutant] = [
            'pos = _first_duplicate(out, ["user", "item", "rating"])\n    if pos is not None:\n        raise InputError(\n'
            '            f"{src.name}: columns', (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("negative-rank-accepted", "data/schema.py",
-           'out["rank"] = _numeric(frame, "rank", src, allow_negative=False)',
-           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True)', (EMPTY_IDS, INPUT_RULES, CLI)),
+           'out["rank"] = _numeric(frame, "rank", src, allow_negative=False, keep_integers=True)',
+           'out["rank"] = _numeric(frame, "rank", src, allow_negative=True, keep_integers=True)', (EMPTY_IDS, INPUT_RULES, CLI)),
     Mutant("train-duplicates-keep-first", "data/schema.py",
-           'return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)\n\n\ndef read_test',
-           'return out.drop_duplicates(subset=["user", "item"], keep="first").reset_index(drop=True)\n\n\ndef read_test',
+           'return _drop_duplicates(out, ["user", "item"], keep="last")\n\n\ndef read_test',
+           'return _drop_duplicates(out, ["user", "item"], keep="first")\n\n\ndef read_test',
            (INPUT_RULES, CLI)),
     Mutant("score-ties-by-item-descending", "data/schema.py",
-           "ascending=[True, False, True]", "ascending=[True, False, False]", (EMPTY_IDS, INPUT_RULES, CLI)),
+           '        by_item = _codes(out, "item", ordered=True)\n',
+           '        by_item = (lambda c: (c[1] - 1 - c[0], c[1]))(_codes(out, "item", ordered=True))\n',
+           (EMPTY_IDS, INPUT_RULES, CLI)),
 ]
 
 

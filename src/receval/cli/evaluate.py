@@ -175,12 +175,12 @@ def merge_command(
 
 
 def _print(records: list[dict], output_format: str, out: str) -> None:
-    from receval.cli._common import fit_tables, out_console, output_width, print_tables
-    from receval.report.tables import quality_lines, summary_rows
-
     if output_format == "json":
         typer.echo(json.dumps(records, indent=2))
         return
+    from receval.cli._common import fit_tables, out_console, output_width, print_tables
+    from receval.report.tables import quality_lines, summary_rows
+
     users = next((r["users"] for r in records if r.get("kind") == "metric"), 0)
     cutoffs, rows = summary_rows(records)
     print_tables(fit_tables(f"receval — {users} test users", [("metric", "left"), ("relevance", "left"),

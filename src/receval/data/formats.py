@@ -176,7 +176,7 @@ def rename(frame: pd.DataFrame, role: str, layout: Layout | None = None, name: s
     column already called by a receval name that the mapping gives to another column is dropped.
     """
     layout = layout or Layout()
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # only the column labels change; the data is shared
     frame.columns = [str(c).strip() for c in frame.columns]
     chosen = chosen_columns(frame, role, layout, name)
     renamed = {theirs: ours for ours, theirs in chosen.items()}

@@ -9,7 +9,13 @@ import pandas as pd
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as a Parquet file (no index column)."""
+    """``frame`` as a Parquet file (no index column).
+
+    Float columns are written without dictionary encoding: per-user values are nearly all
+    distinct, so the dictionary only grows until Parquet gives it up, and trying cost 4/5 of the
+    write (0.45 s for 100k users × 27 values, against 0.09 s) for a larger file.
+    """
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
+    keyed = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c].dtype)]
+    frame.to_parquet(buf, index=False, use_dictionary=keyed)
     return buf.getvalue()

@@ -22,7 +22,7 @@ import pandas as pd
 
 from receval.data import datasets as registry
 from receval.data.dataset import Dataset, empty_features
-from receval.data.schema import _ids, _numeric, _Source, harmonise_id_types
+from receval.data.schema import _drop_duplicates, _first_duplicate, _ids, _numeric, _Source, harmonise_id_types
 from receval.errors import ConfigError, InputError
 
 DATASET_NAMES = tuple(registry.ARCHIVES)
@@ -302,9 +302,8 @@ def load_table(
             pos = int(np.flatnonzero(fractional)[0])
             raise InputError(f"{src.name}: column '{timestamp}', {src.row(pos)}: timestamp must be whole seconds")
         out["timestamp"] = values.astype(np.int64)
-    dup = out.duplicated(["user", "item"], keep="first").to_numpy()
-    if dup.any():
-        pos = int(np.flatnonzero(dup)[0])
+    pos = _first_duplicate(out, ["user", "item"])
+    if pos is not None:
         raise InputError(f"{src.name}: {src.row(pos)}: user {_plain(out['user'].iloc[pos])!r} has item "
                          f"{_plain(out['item'].iloc[pos])!r} more than once")
     feats = features if features is not None else empty_features()
@@ -330,7 +329,7 @@ def load_features_table(
             _column(frame, src, column, role)
     out = pd.DataFrame({"item": _ids(frame, item, src), "feature": frame[feature].astype(str).str.strip()})
     out["weight"] = _numeric(frame, weight, src, allow_negative=False) if weight is not None else 1.0
-    return out.drop_duplicates(["item", "feature"], keep="last").reset_index(drop=True)
+    return _drop_duplicates(out, ["item", "feature"], keep="last")
 
 
 # --------------------------------------------------------------------------------------------------- by name

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from receval.data import formats
+from receval.data import codes, formats
 from receval.errors import InputError
 
 ROLES = ("train", "test", "recs", "features")
@@ -86,8 +86,7 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
     suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(p)
-            return formats.rename(frame, role, layout, name), _Source(name, csv=False)
+            return formats.rename(_read_parquet(p, role, layout, name), role, layout, name), _Source(name, csv=False)
         if suffix in (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt") or formats.is_trec(p, layout or formats.Layout()):
             frame, header_lines = formats.read(p, role, layout)
             return frame, _Source(name, csv=True, header_lines=header_lines)
@@ -96,6 +95,59 @@ def _read_raw(path: str | Path, role: str, layout: formats.Layout | None = None)
         raise InputError(f"{name}: cannot be read: {first}") from None
     raise InputError(f"{name}: unknown file type '{p.suffix}', expected .parquet, .csv, .tsv or .trec "
                      "(or input_format trec)", option="input_format")
+
+
+# The column sets a role's validation requires (recs: either one), to know when a Parquet read may
+# skip the file's other columns without changing any message.
+_REQUIRED = {
+    "train": (("user", "item"),),
+    "test": (("user", "item", "rating"),),
+    "recs": (("user", "item", "rank"), ("user", "item", "score")),
+    "features": (("item", "feature"),),
+}
+
+
+def _read_parquet(p: Path, role: str, layout: formats.Layout | None, name: str) -> pd.DataFrame:
+    """The Parquet file as :func:`pandas.read_parquet` gives it, but only the columns ``role`` takes.
+
+    Columns are chosen from the schema (``formats.chosen_columns``) before any data is read, so
+    timestamps, titles or a second score column are never decoded. When a required column is
+    missing the whole file is read, so that the refusal lists every column, as it always did.
+    ``ParquetFile`` reads a single file without importing ``pyarrow.dataset`` (start-up time).
+    """
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(p)
+    schema = file.schema_arrow
+    index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+    raw = {str(n).strip(): n for n in schema.names if n not in index}
+    columns = None
+    if len(raw) == len(schema.names) - len(index):  # no two names alike once stripped
+        probe = pd.DataFrame(columns=list(raw))
+        quiet = (layout or formats.Layout()).with_report(None)
+        kept = set(formats.rename(probe, role, quiet, name).columns)  # what validation will see
+        if any(all(c in kept for c in required) for required in _REQUIRED[role]):
+            columns = [raw[c] for c in formats.chosen_columns(probe, role, quiet, name).values()]
+    table = file.read(columns=columns, use_pandas_metadata=True)
+    # one block per column, the table freed as it converts: never two copies of the file
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _consume(frame: pd.DataFrame, *columns: str) -> None:
+    """Drop raw columns once converted (``frame`` is the reader's own: a file read, or the shallow
+    copy :func:`formats.rename` made): at 50M rows the raw ids are 400 MiB beside their int64 form."""
+    for column in columns:
+        del frame[column]
+    _release_arrow()
+
+
+def _release_arrow() -> None:
+    """Give back the pages pyarrow's allocator keeps after the raw columns are freed (mimalloc
+    holds them: 600 MiB after 50M list rows, which the process's peak RSS would carry on)."""
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def _require_columns(frame: pd.DataFrame, src: _Source, required: tuple[str, ...]) -> None:
@@ -165,11 +217,19 @@ def _ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
     return col.map(lambda v: v.strip() if isinstance(v, str) else str(v)).astype(object)
 
 
-def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True) -> pd.Series:
+def _numeric(
+    frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: bool = True, keep_integers: bool = False,
+) -> pd.Series:
+    """``column`` as float64 (with ``keep_integers``, an integer column keeps its own dtype: ranks
+    need no float copy), or a refusal naming the first missing, non-numeric, non-finite or, unless
+    ``allow_negative``, negative value."""
     raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
-    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy())
-    if bad.any():
+    if keep_integers and isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":
+        values = raw  # a numpy integer column holds no missing or non-finite value
+    else:
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy()) if values.dtype.kind == "f" else None
+    if bad is not None and bad.any():
         pos = int(np.flatnonzero(bad)[0])
         shown = raw.iloc[pos]
         if pd.isna(shown) or str(shown).strip() == "":
@@ -187,36 +247,54 @@ def _numeric(frame: pd.DataFrame, column: str, src: _Source, *, allow_negative: 
     return values
 
 
+def _codes(frame: pd.DataFrame, column: str, *, ordered: bool = False) -> tuple[np.ndarray, int]:
+    """``column`` as integer codes (:mod:`receval.data.codes`); ``ordered`` keeps the column's order."""
+    values = frame[column].to_numpy()
+    return codes.order_codes(values) if ordered else codes.id_codes(values)
+
+
 def _first_duplicate(frame: pd.DataFrame, keys: list[str]) -> int | None:
-    dup = frame.duplicated(subset=keys, keep="first").to_numpy()
-    return int(np.flatnonzero(dup)[0]) if dup.any() else None
+    """The first row repeating an earlier row's ``keys`` (``duplicated(keep="first")``), or None."""
+    return codes.first_repeat([_codes(frame, k) for k in keys])
+
+
+def _drop_duplicates(frame: pd.DataFrame, keys: list[str], keep: str) -> pd.DataFrame:
+    """``frame.drop_duplicates(subset=keys, keep=keep)`` with a fresh index, over integer codes."""
+    mask = codes.keep_mask([_codes(frame, k) for k in keys], keep)
+    return frame.reset_index(drop=True) if mask is None else frame[mask].reset_index(drop=True)
 
 
 def read_train(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read train interactions: ``user, item[, rating]``; duplicates merged, last rating kept."""
-    return validate_train(*_read_raw(path, "train", layout))
+    frame = validate_train(*_read_raw(path, "train", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def clean_train(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """:func:`read_train`'s rules on a frame already read (e.g. a Parquet part file called ``name``)."""
-    return validate_train(frame.copy(), _Source(name, csv=False))
+    return validate_train(frame.copy(deep=False), _Source(name, csv=False))
 
 
 def validate_train(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
-    """Validate train interactions read from ``src`` (a file, a part file, or a frame passed as an argument)."""
+    """Validate train interactions read from ``src`` (a file, a part file, or a frame passed as an
+    argument). ``frame`` is the reader's own (its raw columns are dropped once converted)."""
     _require_columns(frame, src, ("user", "item"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: train set is empty (no popularity, no profile: every metric would be 0)")
-    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
     out["rating"] = _numeric(frame, "rating", src) if "rating" in frame.columns else 1.0
+    _consume(frame, *frame.columns)
     # duplicate (user, item) rows are merged, the last rating kept (docs/metrics.md, "Where receval differs
     # from RankSys, deliberately")
-    return out.drop_duplicates(subset=["user", "item"], keep="last").reset_index(drop=True)
+    return _drop_duplicates(out, ["user", "item"], keep="last")
 
 
 def read_test(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read test interactions: ``user, item, rating``; duplicates and an empty set are errors."""
-    return validate_test(*_read_raw(path, "test", layout))
+    frame = validate_test(*_read_raw(path, "test", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
@@ -230,7 +308,7 @@ def validate_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
 
 def clean_test(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """:func:`read_test`'s rules on a frame already read (a part file may hold no rows)."""
-    return _clean_test(frame.copy(), _Source(name, csv=False))
+    return _clean_test(frame.copy(deep=False), _Source(name, csv=False))
 
 
 def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
@@ -240,7 +318,8 @@ def _clean_test(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
             "user": _ids(frame, "user", src),
             "item": _ids(frame, "item", src),
             "rating": _numeric(frame, "rating", src),
-        }
+        },
+        copy=False,
     )
     pos = _first_duplicate(out, ["user", "item"])
     if pos is not None:
@@ -257,61 +336,86 @@ def read_recs(path: str | Path, layout: formats.Layout | None = None) -> pd.Data
     Lists given by ``rank`` keep their order; lists given only by ``score`` are ranked by score
     descending, then item id ascending (docs/python-api.md, "Data and two recommenders").
     """
-    return validate_recs(*_read_raw(path, "recs", layout))
+    frame = validate_recs(*_read_raw(path, "recs", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_recs(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
-    """Validate recommendation lists read from ``src``; see :func:`read_recs`."""
+    """Validate recommendation lists read from ``src``; see :func:`read_recs`. ``frame`` is the
+    reader's own (its raw id columns are dropped once converted)."""
     if "rank" not in frame.columns and "score" in frame.columns:
         _require_columns(frame, src, ("user", "item", "score"))
     else:
         _require_columns(frame, src, ("user", "item", "rank"))
     if len(frame) == 0:
         raise InputError(f"{src.name}: no recommendation lists (header only or empty file)")
-    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)})
+    out = pd.DataFrame({"user": _ids(frame, "user", src), "item": _ids(frame, "item", src)}, copy=False)
+    _consume(frame, "user", "item")
+    by_user = _codes(out, "user", ordered=True)
     if "rank" in frame.columns:
-        out["rank"] = _numeric(frame, "rank", src, allow_negative=False)
-        pos = _first_duplicate(out, ["user", "rank"])
+        out["rank"] = _numeric(frame, "rank", src, allow_negative=False, keep_integers=True)
+        order, pos = codes.stable_order([by_user, _codes(out, "rank", ordered=True)])
         if pos is not None:
             raise InputError(
                 f"{src.name}: column '{src.col('rank')}', {src.row(pos)}: duplicate rank {frame['rank'].iloc[pos]} "
                 f"for user {_show(out.user.iloc[pos])}"
             )
-        key = ["user", "rank"]
+        by_item = None
     else:
         out["score"] = _numeric(frame, "score", src)
-        key = None
-    pos = _first_duplicate(out, ["user", "item"])
+        by_item = _codes(out, "item", ordered=True)
+    pos = codes.first_repeat([by_user, by_item or _codes(out, "item")])
     if pos is not None:
         raise InputError(
             f"{src.name}: column '{src.col('item')}', {src.row(pos)}: item {_show(out.item.iloc[pos])} repeated in the "
             f"list of user {_show(out.user.iloc[pos])}"
         )
-    return rank_lists(out, by_rank=key is not None)
+    if by_item is not None:
+        # items are unique per user now, so (user, score, item) keys are distinct
+        by_score = codes.order_codes(-out["score"].to_numpy(np.float64))
+        order, _ = codes.stable_order([by_user, by_score, by_item], distinct=True)
+    return _in_order(out, order, by_user[0])
 
 
 def rank_lists(frame: pd.DataFrame, *, by_rank: bool) -> pd.DataFrame:
-    """Order lists by rank (or score desc, item asc) and renumber ranks 1..len per user."""
+    """Order lists by rank (or score desc, item asc) and renumber ranks 1..len per user.
+
+    ``frame`` holds clean ids (no null) and, per user, distinct ranks or distinct items.
+    """
+    by_user = _codes(frame, "user", ordered=True)
     if by_rank:
-        ordered = frame.sort_values(["user", "rank"], kind="stable")
+        order, _ = codes.stable_order([by_user, _codes(frame, "rank", ordered=True)])
     else:
-        ordered = frame.sort_values(["user", "score", "item"], ascending=[True, False, True], kind="stable")
-    ordered = ordered[["user", "item"]].reset_index(drop=True)
-    ordered["rank"] = ordered.groupby("user", sort=False).cumcount().astype(np.int64) + 1
-    return ordered
+        by_score = codes.order_codes(-frame["score"].to_numpy(np.float64))
+        order, _ = codes.stable_order([by_user, by_score, _codes(frame, "item", ordered=True)])
+    return _in_order(frame, order, by_user[0])
+
+
+def _in_order(frame: pd.DataFrame, order: np.ndarray | None, user_codes: np.ndarray) -> pd.DataFrame:
+    """``user, item`` rows taken in ``order`` (None: as they are), ranked 1..len within each user."""
+    users, items = frame["user"].to_numpy(), frame["item"].to_numpy()
+    if order is not None:
+        users, items, user_codes = users[order], items[order], user_codes[order]
+    # dtype given: pandas would infer its string dtype from an object column of text ids
+    return pd.DataFrame({"user": pd.Series(users, dtype=users.dtype, copy=False),
+                         "item": pd.Series(items, dtype=items.dtype, copy=False),
+                         "rank": codes.group_positions(user_codes)}, copy=False)
 
 
 def read_features(path: str | Path, layout: formats.Layout | None = None) -> pd.DataFrame:
     """Read item features: ``item, feature[, weight]``; duplicate pairs merged (last weight)."""
-    return validate_features(*_read_raw(path, "features", layout))
+    frame = validate_features(*_read_raw(path, "features", layout))
+    _release_arrow()  # the raw columns are gone now
+    return frame
 
 
 def validate_features(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     """Validate item features read from ``src``."""
     _require_columns(frame, src, ("item", "feature"))
-    out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)})
+    out = pd.DataFrame({"item": _ids(frame, "item", src), "feature": _ids(frame, "feature", src)}, copy=False)
     out["weight"] = _numeric(frame, "weight", src, allow_negative=False) if "weight" in frame.columns else 1.0
-    return out.drop_duplicates(subset=["item", "feature"], keep="last").reset_index(drop=True)
+    return _drop_duplicates(out, ["item", "feature"], keep="last")
 
 
 def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs_name: str) -> None:
