@@ -179,10 +179,12 @@ MUTANTS: list[Mutant] = [
     Mutant("evaluate-trusts-parquet-presence", "pipeline/steps.py",
            "    if not store.exists(layout.recs_done_key(run_id, algorithm, shard)):", "    if not store.exists(recs_key):",
            (MARKERS, PIPELINE)),
-    Mutant("aggregate-marker-before-summary", "pipeline/steps.py",
-           "    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))\n",
-           "    store.write_json(marker_key, {})\n"
-           "    store.write_parquet(layout.summary_parquet_key(run_id), summary_frame(records))\n", (MARKERS, PIPELINE)),
+    # Every published folder (run, dataset, metrics) goes through Store.publish: its marker must come last.
+    Mutant("publish-marker-before-objects", "storage/base.py",
+           "        for name, tmp in staged.items():\n            self.rename(tmp, join(prefix, name))\n",
+           "        self.write_json(marker_key, dict(marker or {}))\n"
+           "        for name, tmp in staged.items():\n            self.rename(tmp, join(prefix, name))\n",
+           (MARKERS, PIPELINE, "tests/test_storage_local.py")),
     Mutant("implicit-grade-not-rounded", "pipeline/steps.py",
            "grade = np.ceil(np.round(5.0 * share.to_numpy(np.float64), 9)).clip(1, 5)",
            "grade = np.ceil(5.0 * share.to_numpy(np.float64)).clip(1, 5)", (PIPELINE,),

@@ -128,3 +128,29 @@ def test_aggregate_whose_summary_write_fails_leaves_the_run_incomplete(tmp_path:
     assert store.read_json(layout.run_json_key(RUN))["status"] != "complete"
     records = steps.aggregate_step(store, RUN)  # the rerun on a volume with room completes the run
     assert store.exists(layout.run_marker_key(RUN)) and store.read_json(layout.summary_key(RUN)) == records
+
+
+class CrashDuringSwap(LocalStore):
+    """A local store whose process dies while it moves a published folder's objects into place
+    (the pod is killed between two renames): the crash ``Store.publish`` must survive unmarked."""
+
+    def __init__(self, root, dies_at):
+        super().__init__(root)
+        self.dies_at = dies_at
+
+    def rename(self, source: str, target: str) -> None:
+        if target.endswith(self.dies_at):
+            raise StoreError(f"{self._path(target)}: killed while renaming")
+        super().rename(source, target)
+
+
+def test_a_publish_that_dies_mid_swap_leaves_the_folder_unmarked(tmp_path: Path):
+    store = LocalStore(tmp_path / "store")
+    store.publish("out", {"a.json": b"1", "b.json": b"1"}, {"version": 1})
+    crashing = CrashDuringSwap(store.root, dies_at="b.json")
+    with pytest.raises(StoreError, match="killed while renaming"):
+        crashing.publish("out", {"a.json": b"2", "b.json": b"2"}, {"version": 2})
+    # a.json is new and b.json old: a reader must not trust that mix, so no marker may stand
+    assert store.marker("out") is None
+    store.publish("out", {"a.json": b"2", "b.json": b"2"}, {"version": 2})
+    assert store.marker("out") == {"version": 2} and store.read_bytes("out/b.json") == b"2"
