@@ -200,23 +200,33 @@ def stable_order(
     return order, first
 
 
+def _repeating_key(columns: list[tuple[np.ndarray, int]]) -> tuple[bool, np.ndarray | None]:
+    """Whether some row's codes may repeat an earlier row's, and the packed key (None when the
+    columns do not pack into 63 bits: the caller then falls back to pandas).
+
+    Sorting the key alone (no positions) is the cheapest way to learn that nothing repeats, the
+    case of every valid file; positions are looked up only for a file that is refused.
+    """
+    if len(columns[0][0]) < 2:
+        return False, None
+    if len(columns) == 2 and _repeats_within_runs(columns[0][0], columns[1]) is False:
+        return False, None
+    packed = pack(columns)
+    if packed is None:
+        return True, None
+    key, _ = packed
+    ordered = np.sort(key)
+    return bool((ordered[1:] == ordered[:-1]).any()), key
+
+
 def first_repeat(columns: list[tuple[np.ndarray, int]]) -> int | None:
     """The first row (file order) whose codes repeat an earlier row's, or None: as
     ``DataFrame.duplicated(keep="first")``, without ordering the rows."""
-    n = len(columns[0][0])
-    if n < 2:
+    repeats, key = _repeating_key(columns)
+    if not repeats:
         return None
-    if len(columns) == 2 and _repeats_within_runs(columns[0][0], columns[1]) is False:
-        return None
-    packed = pack(columns)
-    if packed is None:
+    if key is None:
         return stable_order(columns)[1]
-    key, _ = packed
-    # sorting the key alone (no positions) is the cheapest way to learn that nothing repeats,
-    # the case of every valid file; the position is looked up only for a file that is refused
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
-        return None
     dup = pd.Series(key).duplicated(keep="first").to_numpy()
     return int(np.flatnonzero(dup)[0])
 
@@ -224,20 +234,13 @@ def first_repeat(columns: list[tuple[np.ndarray, int]]) -> int | None:
 def keep_mask(columns: list[tuple[np.ndarray, int]], keep: str) -> np.ndarray | None:
     """A mask keeping the ``keep="first"`` or ``"last"`` row of each repeated key (as
     ``drop_duplicates``), or None when no key repeats."""
-    n = len(columns[0][0])
-    if n < 2:
+    repeats, key = _repeating_key(columns)
+    if not repeats:
         return None
-    if len(columns) == 2 and _repeats_within_runs(columns[0][0], columns[1]) is False:
-        return None
-    packed = pack(columns)
-    if packed is None:
+    if key is None:
         frame = pd.DataFrame({str(i): codes for i, (codes, _) in enumerate(columns)})
         mask = ~frame.duplicated(keep=keep).to_numpy()
         return None if mask.all() else mask
-    key, _ = packed
-    ordered = np.sort(key)
-    if not (ordered[1:] == ordered[:-1]).any():
-        return None
     return ~pd.Series(key).duplicated(keep=keep).to_numpy()
 
 
