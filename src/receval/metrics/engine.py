@@ -33,6 +33,7 @@ from receval.errors import ConfigError, InputError
 from receval.metrics import system
 from receval.data.schema import harmonise_id_types
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batches
+from receval.metrics.exact import exact_sum
 from receval.metrics.models import ExpDiscount, Relevance
 from receval.metrics.options import EvaluationOptions, option_error
 from receval.metrics.sharding import Shard
@@ -168,7 +169,7 @@ class PartialState:
         for spec in self.specs:
             if spec.per_user:
                 col = self.per_user[spec.key].to_numpy(np.float64)
-                value = math.fsum(col) / n_users if n_users else float("nan")
+                value = exact_sum(col) / n_users if n_users else float("nan")
             else:
                 if spec.cutoff not in per_item:
                     per_item[spec.cutoff] = system.items_at(self.exposure, spec.cutoff)
