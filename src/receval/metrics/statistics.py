@@ -34,12 +34,51 @@ import pandas as pd
 _MASK64 = (1 << 64) - 1
 
 
+_ROW_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd (the golden ratio's 64 bits): multiplying is a bijection
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's finaliser constants (Steele, Lea, Flood 2014)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def _column_words(column: pd.Series, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (uint64) with one word per value that depends on the value, not on its dtype's width.
+
+    Integers (and booleans) as int64, floats as float64 bits with -0.0 → 0.0 and one NaN; other
+    values (strings, categories) through pandas' per-value hash.
+    """
+    values = None if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+    if values is not None and values.dtype.kind in "biu":
+        np.copyto(out, values, casting="unsafe")  # the C cast: sign-extended, as int64 then viewed
+    elif values is not None and values.dtype.kind == "f":
+        floats = out.view(np.float64)
+        np.add(values, 0.0, out=floats, dtype=np.float64)  # + 0.0 turns -0.0 into 0.0
+        nan = np.isnan(floats)
+        if nan.any():
+            floats[nan] = np.nan
+    else:
+        out[:] = pd.util.hash_array(column.to_numpy(dtype=object) if values is None else values)
+    return out
+
+
 def frame_digest(frame: pd.DataFrame | None) -> tuple[int, int]:
-    """``(rows, Σ row hashes mod 2^64)``: an order-independent digest that adds up over any row partition."""
+    """``(rows, Σ row hashes mod 2^64)``: an order-independent digest that adds up over any row partition.
+
+    A row's hash chains its columns, in order, as ``h ← (h ⊕ v) · φ`` (``φ`` odd, so each step is a
+    bijection of ``h``), then mixes ``h`` with splitmix64's finaliser. Everything runs in place on two
+    uint64 row arrays (numpy wraps modulo 2^64), a few passes over the rows.
+    """
     if frame is None or len(frame) == 0:
         return 0, 0
-    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy(np.uint64)
-    return len(frame), int(rows.sum(dtype=np.uint64))
+    h = np.zeros(len(frame), dtype=np.uint64)
+    work = np.empty(len(frame), dtype=np.uint64)
+    for name in frame.columns:
+        np.bitwise_xor(h, _column_words(frame[name], work), out=h)
+        np.multiply(h, _ROW_MULTIPLIER, out=h)
+    for shift, multiplier in ((30, _MIX_1), (27, _MIX_2), (31, None)):
+        np.right_shift(h, np.uint64(shift), out=work)
+        np.bitwise_xor(h, work, out=h)
+        if multiplier is not None:
+            np.multiply(h, multiplier, out=h)
+    return len(frame), int(h.sum(dtype=np.uint64))
 
 
 def _add_digests(digests: Sequence[tuple[int, int]]) -> tuple[int, int]:
