@@ -24,9 +24,16 @@ from receval.metrics.statistics import GlobalStatistics
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((data.astype(np.float64), (rows, cols)), shape=shape)
+    m = sp.csr_matrix((np.asarray(data, dtype=np.float64), (rows, cols)), shape=shape)
     m.sort_indices()
     return m
+
+
+def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """``index.get_indexer(values)`` as int32 (−1 where absent)."""
+    if len(index) >= 2**31 - 1:
+        return index.get_indexer(values)
+    return index.get_indexer(values).astype(np.int32)
 
 
 @dataclass
@@ -90,16 +97,22 @@ class EvaluationContext:
         in_catalog = np.zeros(n_items, dtype=bool)
         in_catalog[catalog_rows] = True
 
-        te_rows = test_users.get_indexer(test["user"])
-        te_items = items.get_indexer(test["item"])
+        # int32 positions (both indexes are far below 2^31): the COO triplets of a million users' train
+        # rows are the build's largest arrays, and scipy would narrow int64 ones with a copy anyway
+        te_rows = _positions(test_users, test["user"])
+        te_items = _positions(items, test["item"])
         test_m = _csr(te_rows, te_items, test["rating"].to_numpy(np.float64), (n_users, n_items))
+        del te_rows, te_items
 
-        tr_rows = test_users.get_indexer(train["user"])
+        tr_rows = _positions(test_users, train["user"])
+        tr_items = _positions(items, train["item"])
+        tr_ratings = train["rating"].to_numpy(np.float64)
         keep = tr_rows >= 0
-        train_m = _csr(
-            tr_rows[keep], items.get_indexer(train["item"])[keep], train["rating"].to_numpy(np.float64)[keep],
-            (n_users, n_items),
-        )
+        if not keep.all():  # a shard's train holds only its users: copy only when some rows are not evaluated
+            tr_rows, tr_items, tr_ratings = tr_rows[keep], tr_items[keep], tr_ratings[keep]
+        del keep
+        train_m = _csr(tr_rows, tr_items, tr_ratings, (n_users, n_items))
+        del tr_rows, tr_items, tr_ratings
 
         feat_m = None
         feature_names = None
