@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -53,19 +55,27 @@ def statistics_objects(statistics: GlobalStatistics) -> dict[str, bytes]:
     }
 
 
+@contextmanager
+def _decoding(source: str, what: str) -> Iterator[None]:
+    """Decoding errors of a stored ``what`` become one InputError naming ``source``: a missing
+    object (incomplete) or bytes that do not parse (unreadable)."""
+    try:
+        yield
+    except KeyError as exc:
+        raise InputError(f"{source}: incomplete {what} (missing {exc.args[0]})") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{source}: unreadable {what}: {str(exc).splitlines()[0]}") from None
+
+
 def statistics_from_objects(objects: dict[str, bytes], source: str = "statistics") -> GlobalStatistics:
     """The statistics of :func:`statistics_objects`; an unreadable one is an InputError naming ``source``."""
-    try:
+    with _decoding(source, "global statistics"):
         meta = json.loads(objects["statistics.json"])
         if meta.get("format") != STATISTICS_FORMAT:
             raise InputError(f"{source}: not receval global statistics (format {meta.get('format')!r})")
         items = pd.read_parquet(io.BytesIO(objects["item_statistics.parquet"]))
         features = pd.read_parquet(io.BytesIO(objects["features.parquet"])) if meta["has_features"] else None
         return GlobalStatistics.from_metadata(meta, items, features)
-    except KeyError as exc:
-        raise InputError(f"{source}: incomplete global statistics (missing {exc.args[0]})") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{source}: unreadable global statistics: {str(exc).splitlines()[0]}") from None
 
 
 def partial_objects(state: PartialState) -> dict[str, bytes]:
@@ -80,16 +90,12 @@ def partial_objects(state: PartialState) -> dict[str, bytes]:
 
 def partial_from_objects(objects: dict[str, bytes], source: str = "partial") -> PartialState:
     """The state of :func:`partial_objects`; an unreadable or incomplete one is an InputError naming ``source``."""
-    try:
+    with _decoding(source, "partial state"):
         meta = json.loads(objects["partial.json"])
         if meta.get("format") != PARTIAL_FORMAT:
             raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
         return PartialState.from_metadata(meta, pd.read_parquet(io.BytesIO(objects["per_user.parquet"])),
                                           pd.read_parquet(io.BytesIO(objects["exposure.parquet"])))
-    except KeyError as exc:
-        raise InputError(f"{source}: incomplete partial state (missing {exc.args[0]})") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{source}: unreadable partial state: {str(exc).splitlines()[0]}") from None
 
 
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:
