@@ -36,14 +36,6 @@ DONE_SUFFIX = ".done"
 GATE_FILE = "gate.json"
 
 
-def check_name(value: str, what: str) -> str:
-    """Refuse a run id or algorithm label that would not be a safe single path segment.
-
-    The rule lives in :func:`receval.names.check_label`; this is the run folder's use of it.
-    """
-    return names.check_label(value, what)
-
-
 def name_in(prefix: str, key: str) -> str:
     """``key``'s name inside the folder ``prefix``: what :meth:`~receval.storage.Store.publish` takes."""
     head = prefix.rstrip("/") + "/"
@@ -54,7 +46,7 @@ def name_in(prefix: str, key: str) -> str:
 
 def run_prefix(run_id: str) -> str:
     """``runs/<run-id>``."""
-    return join(RUNS, check_name(run_id, "run id"))
+    return join(RUNS, names.check_label(run_id, "run id"))
 
 
 def run_json_key(run_id: str) -> str:
@@ -139,11 +131,11 @@ def prepare_parts_root(run_id: str) -> str:
 
 
 def model_prefix(run_id: str, algorithm: str) -> str:
-    return join(run_prefix(run_id), "models", check_name(algorithm, "algorithm"))
+    return join(run_prefix(run_id), "models", names.check_label(algorithm, "algorithm"))
 
 
 def recs_prefix(run_id: str, algorithm: str) -> str:
-    return join(run_prefix(run_id), "recs", check_name(algorithm, "algorithm"))
+    return join(run_prefix(run_id), "recs", names.check_label(algorithm, "algorithm"))
 
 
 def recs_key(run_id: str, algorithm: str, shard: Shard) -> str:
@@ -158,7 +150,7 @@ def recs_done_key(run_id: str, algorithm: str, shard: Shard) -> str:
 
 def metrics_prefix(run_id: str, algorithm: str) -> str:
     """``metrics/<algorithm>``: the algorithm's merged summary lives here."""
-    return join(run_prefix(run_id), "metrics", check_name(algorithm, "algorithm"))
+    return join(run_prefix(run_id), "metrics", names.check_label(algorithm, "algorithm"))
 
 
 def metrics_root(run_id: str) -> str:
@@ -216,7 +208,6 @@ __all__ = [
     "bucket_key",
     "bucket_prefix",
     "check_layout",
-    "check_name",
     "dataset_prefix",
     "items_key",
     "part_name",

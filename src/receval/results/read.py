@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from receval import names
 from receval.errors import ConfigError, InputError, StoreError
 from receval.metrics.keys import MetricKey, format_key, match_columns
 from receval.metrics.keys import split_keys as split_selectors  # noqa: F401  (re-exported)
@@ -55,7 +56,7 @@ def run_prefix(run_id: str) -> str:
 def _is_name(value: str) -> bool:
     """Whether ``value`` can be a run id or algorithm label; no step writes any other folder name."""
     try:
-        layout.check_name(value, "name")
+        names.check_label(value, "name")
     except ConfigError:
         return False
     return True
