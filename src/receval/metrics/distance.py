@@ -15,6 +15,7 @@ all their relevance/discount variants share one computation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,6 +65,18 @@ class ItemDistance:
     def has_unit_rows(self) -> bool:
         """Whether dense unit rows (``unit_dense``) exist: cosine over a narrow feature space."""
         return self.kind == "cosine" and self.unit_dense is not None
+
+    @cached_property
+    def unit_columns(self) -> np.ndarray:
+        """``(F + 1) × (items + 1)``: the unit rows as columns, then a row of ``has_features``,
+        then a zero column. ``np.take(unit_columns, idx, axis=1)`` gathers ``[x̂; h]`` of a whole
+        ``K × users`` block in one step, index −1 (no item) landing on the zero column, in the
+        features-first layout the bilinear EILD scans (:func:`receval.metrics.diversity._bilinear`)."""
+        n_items, f = self.unit_dense.shape
+        cols = np.zeros((f + 1, n_items + 1))
+        cols[:f, :n_items] = self.unit_dense.T
+        cols[f, :n_items] = self.has_features
+        return cols
 
     # -- pairwise products ---------------------------------------------------------------
     def _gram_block(self, idx: np.ndarray, unit: bool) -> np.ndarray:

@@ -99,9 +99,10 @@ def _pair_block(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     return out
 
 
-# Users per chunk of the bilinear form: its arrays (K × R × (F+1) × chunk) then stay in a core's
-# cache; the values do not depend on it (every operation is per column, i.e. per user).
-BILINEAR_CHUNK = 128
+# Users per chunk of the bilinear form: its arrays ((F+1) × K × chunk) then stay in a core's
+# cache while the scans walk them K times; the values do not depend on it (every operation is
+# per column, i.e. per user).
+BILINEAR_CHUNK = 512
 
 
 def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
@@ -109,59 +110,57 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
 
     For each ``(n, discount)`` group, :meth:`~receval.metrics.models.Discount.relative_sums` runs
     once over the stacked rows ``[g_l x̂_l, g_l h_l]`` of every relevance model, giving ``x̂_k · z_k``
-    and ``W_k / h_k`` together. Arrays are laid out positions-first and users-last
-    (``n × R × (F+1) × users``) so that every scan step is one contiguous vector operation over a
-    chunk of users; the feature rows are gathered once per chunk, the stacked rows and their
-    running sums once per cutoff and relevance set.
+    and ``W_k / h_k`` together. Arrays are laid out features-first and users-last
+    (``R × (F+1) × n × users``), gathered for a chunk of users in one ``take`` of
+    :attr:`~receval.metrics.distance.ItemDistance.unit_columns`, so that every scan step is one
+    vector operation over whole rows of users. The ``none`` relevance model (gain 1 on every listed
+    item) scans the gathered rows themselves; the running sums are shared by the discounts of a
+    cutoff and relevance set.
     """
-    unit = batch.ctx.distance.unit_dense  # items × F
-    f = unit.shape[1]
+    columns = batch.ctx.distance.unit_columns  # (F+1) × (items+1)
+    f = columns.shape[0] - 1
     b = batch.size
     kmax = max(n for n, _ in groups)
-    idx = batch.idx[:, :kmax].T  # K × B
-    valid = idx >= 0
-    has_all = batch.has_features[:, :kmax].T.astype(np.float64)  # K × B
+    idx = np.ascontiguousarray(batch.idx[:, :kmax].T)  # K × B, −1 = no item: the zero column
     all_rels = {key: list(dict.fromkeys(s.relevance for s in group)) for key, group in groups.items()}
     # A relevance model with zero gain off the relevant items only needs the pairs of hits
     rels_of = {key: [r for r in rels if not _zero_off_hits(r)] for key, rels in all_rels.items()}
-    gains = {r: batch.gains(r)[:, :kmax].T for rels in rels_of.values() for r in rels}  # K × B each
+    gains = {r: np.ascontiguousarray(batch.gains(r)[:, :kmax].T) for rels in rels_of.values() for r in rels}
     num = {key: np.empty((len(rels), b)) for key, rels in rels_of.items()}
     for s in range(0, b, BILINEAR_CHUNK) if any(rels_of.values()) else ():
         e = min(b, s + BILINEAR_CHUNK)
-        ok = valid[:, s:e]
-        x_all = unit[np.where(ok, idx[:, s:e], 0)]  # K × c × F
-        if not ok.all():
-            x_all[~ok] = 0.0  # no item: no features
-        x_all = np.ascontiguousarray(x_all.transpose(0, 2, 1))  # K × F × c
+        xh = np.take(columns, idx[:, s:e], axis=1)  # (F+1) × K × c: [x̂; h], 0 where no item
         stacked: dict = {}
         for (n, discount), rels in rels_of.items():
             if not rels:
                 continue
-            x, h = x_all[:n], has_all[:n, None, s:e]
-            g = np.stack([gains[r][:n, s:e] for r in rels], axis=1)  # n × R × c
-            shared = (n, tuple(rels))
-            if shared not in stacked:
-                y = np.empty((n, len(rels), f + 1, e - s))
-                np.multiply(g[:, :, None, :], x[:, None, :, :], out=y[:, :, :f, :])
-                np.multiply(g, h, out=y[:, :, f, :])
-                stacked[shared] = [y, None]
-            y, earlier = stacked[shared]
+            x, h = xh[:f, :n], xh[f, :n]
+            shared = stacked.get((n, tuple(rels)))
+            if shared is None:
+                g = np.stack([gains[r][:n, s:e] for r in rels])  # R × n × c
+                # the none model's gain is 1 on every listed item and 0 elsewhere: y is [x̂; h] itself
+                y = xh[None, :, :n] if [r.kind for r in rels] == ["none"] else g[:, None] * xh[None, :, :n]
+                shared = stacked[(n, tuple(rels))] = {"g": g, "y": y}  # y: R × (F+1) × n × c
+            g, y = shared["g"], shared["y"]
             if isinstance(discount, NoDiscount):
                 # z_k = Σ_l y_l − y_k and x̂_k · g_k x̂_k = g_k h_k: no z array (the ‖Σ_k x̂_k‖² form)
-                total = y.sum(axis=0)  # R × (F+1) × c
-                gh = y[:, :, f, :]
-                w = (total[None, :, f, :] - gh) * h
-                cos_sum = np.einsum("kfc,rfc->krc", x, total[:, :f, :]) - gh
+                total = y.sum(axis=2)  # R × (F+1) × c
+                gh = y[:, f]  # R × n × c
+                w = (total[:, f, None, :] - gh) * h
+                cos_sum = np.einsum("fkc,rfc->rkc", x, total[:, :f]) - gh
             else:
-                if earlier is None:
-                    earlier = stacked[shared][1] = exclusive_running_sum(y)
-                z = discount.relative_sums(y, earlier)
-                w = z[:, :, f, :] * h  # W_k
-                cos_sum = np.einsum("kfc,krfc->krc", x, z[:, :, :f, :])
+                if "along" not in shared:
+                    # positions first and contiguous, so that each step of the scans is one block
+                    along = shared["along"] = np.ascontiguousarray(y.transpose(2, 0, 1, 3))  # n × R × (F+1) × c
+                    shared["earlier"] = exclusive_running_sum(along)
+                z = discount.relative_sums(shared["along"], shared["earlier"])
+                w = z[:, :, f] * h[:, None]  # W_k: n × R × c
+                cos_sum = np.einsum("fkc,krfc->krc", x, z[:, :, :f])
+                w, cos_sum = w.transpose(1, 0, 2), cos_sum.transpose(1, 0, 2)
             s_ = w - cos_sum * h  # S_k
             row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
             disc = np.asarray(discount.weights(n), dtype=np.float64)
-            num[(n, discount)][:, s:e] = np.einsum("k,krc,krc->rc", disc, g, row)
+            num[(n, discount)][:, s:e] = np.einsum("k,rkc,rkc->rc", disc, g, row)
     out: dict[str, np.ndarray] = {}
     for (n, discount), group in groups.items():
         rels = rels_of[(n, discount)]
