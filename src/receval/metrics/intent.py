@@ -119,16 +119,34 @@ def _groupwise_cumprod(values: np.ndarray, starts: np.ndarray, out: np.ndarray) 
 
 def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_features: int) -> np.ndarray:
     """p(f|u) for (user row, feature) pairs: each train and test row of the user adds 1 to every
-    feature of its item; uniform over all features when the user's rows carry none."""
-    profile = batch.profile.copy()
-    profile.data = np.ones_like(profile.data)
-    test = batch.test.copy()
-    test.data = np.ones_like(test.data)
-    counts = ((profile + test) @ batch.ctx.presence).tocsr()
-    totals = np.asarray(counts.sum(axis=1)).ravel()
-    values = np.asarray(counts[users, feats]).ravel() if len(users) else np.zeros(0)
+    feature of its item; uniform over all features when the user's rows carry none.
+
+    The counts are integers, so counting the (row, feature) pairs in a dense ``B × F`` table (narrow
+    feature spaces) and the sparse product (wide ones) give the same values.
+    """
+    b = batch.size
+    if b * n_features <= DENSE_COUNTS_MAX:
+        profile, test = batch.profile, batch.test
+        rows = np.concatenate([np.repeat(np.arange(b), np.diff(profile.indptr)),
+                               np.repeat(np.arange(b), np.diff(test.indptr))])
+        owner, feat = _expand(batch.ctx.presence, np.concatenate([profile.indices, test.indices]))
+        cells = np.bincount(rows[owner] * n_features + feat, minlength=b * n_features).astype(np.float64)
+        totals = cells.reshape(b, n_features).sum(axis=1)
+        values = cells[users.astype(np.int64) * n_features + feats] if len(users) else np.zeros(0)
+    else:
+        profile = batch.profile.copy()
+        profile.data = np.ones_like(profile.data)
+        test = batch.test.copy()
+        test.data = np.ones_like(test.data)
+        counts = ((profile + test) @ batch.ctx.presence).tocsr()
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        values = np.asarray(counts[users, feats]).ravel() if len(users) else np.zeros(0)
     t = totals[users]
     return np.divide(values, t, out=np.full(len(users), 1.0 / max(n_features, 1)), where=t > 0)
+
+
+# Largest users × features table of :func:`_intent_probabilities`' dense counts (32 MB of float64).
+DENSE_COUNTS_MAX = 1 << 22
 
 
 def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float, logd: np.ndarray, n: int) -> np.ndarray:
@@ -136,7 +154,10 @@ def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float,
 
     Each step scores every still-available candidate by ``Σ_{f∈F(c)} (1−α)^{C_f}`` (one bincount over
     the candidates' aspect triples), takes each user's best (the first maximum: candidates are in
-    item-id order), and bumps C on the chosen candidates' aspects.
+    item-id order), and bumps C on the chosen candidates' aspects. Users are walked in decreasing
+    order of their number of candidates, so that step k works on a prefix (the users with more than
+    k candidates, their candidates and their triples) and the walk costs the candidates, not the
+    users times the longest candidate list.
     """
     b = batch.size
     cum = np.zeros((b, n))
@@ -147,31 +168,40 @@ def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float,
     if len(c_user) == 0:
         return cum
     per_user = np.bincount(c_user, minlength=b)
-    c_within = np.arange(len(c_user)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
-    r_max = int(per_user.max())
-    slot = np.full((b, r_max), -1)
+    by_count = np.argsort(-per_user, kind="stable")  # walk order: most candidates first
+    rank = np.empty(b, dtype=np.int64)
+    rank[by_count] = np.arange(b)
+    reorder = np.argsort(rank[c_user], kind="stable")  # candidates by walk order, then item id
+    c_user, c_item = rank[c_user[reorder]], c_item[reorder]
+    counts = per_user[by_count]  # non-increasing
+    c_start = np.cumsum(counts) - counts
+    c_within = np.arange(len(c_user)) - c_start[c_user]
+    r_max = int(counts[0])
+    slot = np.full((b, r_max), len(c_user))  # len(c_user): no candidate (a −inf score below)
     slot[c_user, c_within] = np.arange(len(c_user))
-    owner, feat = _expand(presence, c_item)
+    owner, feat = _expand(presence, c_item)  # triples in candidate order
+    triples_before = np.searchsorted(owner, np.arange(len(c_user) + 1))  # triples of the first c candidates
     _, pair = np.unique(c_user[owner].astype(np.int64) * presence.shape[1] + feat, return_inverse=True)
     aspect_count = np.zeros(int(pair.max()) + 1 if len(pair) else 0)
     available = np.ones(len(c_user), dtype=bool)
+    score = np.full(len(c_user) + 1, -np.inf)
     total = np.zeros(b)
-    users = np.arange(b)
     steps = min(n, r_max)
     for k in range(steps):
-        gains = np.bincount(owner, weights=np.power(1.0 - alpha, aspect_count[pair]), minlength=len(c_user))
-        grid = np.full((b, r_max), -np.inf)
-        ok_slot = slot >= 0
-        grid[ok_slot] = np.where(available[slot[ok_slot]], gains[slot[ok_slot]], -np.inf)
+        active = int(np.searchsorted(-counts, -k, side="left"))  # users with more than k candidates
+        nc = int(c_start[active - 1] + counts[active - 1])  # their candidates
+        nt = int(triples_before[nc])
+        gains = np.bincount(owner[:nt], weights=np.power(1.0 - alpha, aspect_count[pair[:nt]]), minlength=nc)
+        score[:nc] = np.where(available[:nc], gains, -np.inf)
+        grid = score[slot[:active]]
         best = grid.argmax(axis=1)
-        picked = grid[users, best]
-        has = np.isfinite(picked)
-        total = total + np.where(has, picked, 0.0) * logd[k]
+        picked = grid[np.arange(active), best]  # finite: an active user has a candidate left
+        total[:active] = total[:active] + picked * logd[k]
         cum[:, k] = total
-        chosen = slot[users[has], best[has]]
+        chosen = slot[np.arange(active), best]
         available[chosen] = False
-        chosen_mask = np.zeros(len(c_user), dtype=bool)
+        chosen_mask = np.zeros(nc, dtype=bool)
         chosen_mask[chosen] = True
-        aspect_count[pair[chosen_mask[owner]]] += 1.0
+        aspect_count[pair[:nt][chosen_mask[owner[:nt]]]] += 1.0
     cum[:, steps:] = total[:, None]  # no candidate left: the ideal stops growing
-    return cum
+    return cum[rank]
