@@ -254,6 +254,16 @@ class Batch:
     def lengths_at(self, cutoff: int) -> np.ndarray:
         return np.minimum(self.lengths, cutoff)
 
+    def discount_sums(self, n: int, discount) -> np.ndarray:
+        """``Σ_{k≤K_u} disc(k)`` of each list at cutoff ``n``: the normaliser of the expected
+        novelty and diversity metrics (every listed position counts); once per cutoff and discount."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = ("discount_sums", n, discount)
+        if key not in cache:
+            disc = np.asarray(discount.weights(n), dtype=np.float64)
+            cache[key] = (disc * self.valid[:, :n]).sum(axis=1)
+        return cache[key]
+
 
 @dataclass
 class ListIndex:

@@ -66,8 +66,7 @@ def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[
 
 def _normalised(batch: Batch, n: int, discount, num: np.ndarray) -> np.ndarray:
     """EILD's outer normaliser ``Σ_{k≤K_u} disc(k)``: every position present, featureless or not."""
-    disc = np.asarray(discount.weights(n), dtype=np.float64)
-    den = (disc * batch.valid[:, :n]).sum(axis=1)
+    den = batch.discount_sums(n, discount)
     return np.divide(num, den, out=np.zeros(batch.size), where=den > 0)
 
 

@@ -29,14 +29,11 @@ def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[
     """The expected-novelty kernel: each spec's item novelty model (its registry definition's
     ``novelty``) composed with its relevance model and discount."""
     out: dict[str, np.ndarray] = {}
-    normaliser: dict = {}  # Σ_{k≤K_u} disc(k), once per (cutoff, discount)
     for spec in specs:
         nov = spec.definition.novelty.of_lists(batch, spec.relevance, options)
         n = min(spec.cutoff, batch.k)
         disc = np.asarray(spec.discount.weights(n), dtype=np.float64)
-        if (n, spec.discount) not in normaliser:
-            normaliser[(n, spec.discount)] = (disc * batch.valid[:, :n]).sum(axis=1)
-        den = normaliser[(n, spec.discount)]
+        den = batch.discount_sums(n, spec.discount)
         num = np.einsum("k,bk,bk->b", disc, batch.gains(spec.relevance)[:, :n], nov[:, :n])
         out[spec.key] = np.divide(num, den, out=np.zeros(batch.size), where=den > 0)
     return out
