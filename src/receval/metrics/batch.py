@@ -29,11 +29,56 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
     return m
 
 
-def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+def _positions(index: pd.Index, values) -> np.ndarray:
     """``index.get_indexer(values)`` as int32 (−1 where absent)."""
-    if len(index) >= 2**31 - 1:
-        return index.get_indexer(values)
-    return index.get_indexer(values).astype(np.int32)
+    return Positions.of(index)(values)
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where values sit in a sorted, unique id index: ``index.get_indexer`` without hashing for
+    integer ids. Ids in a range at most a few times the index's size (ids numbered from 0 or 1,
+    as most exports are) are looked up in a table, one gather per value; other integer ids by
+    binary search. Both are plain numpy passes that release the GIL, so the batch threads and
+    the batch producer do not queue on pandas' hash tables. Text ids keep ``get_indexer``."""
+
+    index: pd.Index
+    method: str = "hash"  # "table" | "search" | "hash"
+    table: np.ndarray | None = None  # table[id − low] = position (−1: absent)
+    low: int = 0
+
+    @classmethod
+    def of(cls, index: pd.Index) -> Positions:
+        ids = index.to_numpy()
+        if ids.dtype.kind not in "iu" or len(ids) == 0 or not bool(np.all(ids[1:] > ids[:-1])):
+            return cls(index)  # text ids, or not strictly increasing: get_indexer
+        low, high = int(ids[0]), int(ids[-1])
+        if high - low < 4 * len(ids) + (1 << 20):
+            table = np.full(high - low + 1, -1, dtype=cls._dtype(len(ids)))
+            table[ids - low] = np.arange(len(ids), dtype=table.dtype)
+            return cls(index, "table", table, low)
+        return cls(index, "search")
+
+    @staticmethod
+    def _dtype(n: int) -> type:
+        return np.int32 if n < 2**31 - 1 else np.int64
+
+    def __call__(self, values) -> np.ndarray:
+        v = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+        dtype = self._dtype(len(self.index))
+        if self.method == "hash" or v.dtype.kind not in "iu":
+            return self.index.get_indexer(v).astype(dtype, copy=False)
+        if len(v) == 0:
+            return np.zeros(0, dtype=dtype)
+        if self.method == "table":
+            offset = v.astype(np.int64) - self.low
+            inside = (offset >= 0) & (offset < len(self.table))
+            if inside.all():
+                return self.table[offset]
+            return np.where(inside, self.table[np.where(inside, offset, 0)], -1).astype(dtype, copy=False)
+        ids = self.index.to_numpy()
+        at = np.minimum(np.searchsorted(ids, v), len(ids) - 1)
+        return np.where(ids[at] == v, at, -1).astype(dtype, copy=False)
 
 
 @dataclass
@@ -158,6 +203,16 @@ class EvaluationContext:
             in_train=in_train,
             in_catalog=in_catalog,
         )
+
+    @cached_property
+    def item_positions(self) -> Positions:
+        """Item ids → rows of :attr:`items` (−1: not an item of the evaluation)."""
+        return Positions.of(self.items)
+
+    @cached_property
+    def user_positions(self) -> Positions:
+        """User ids → rows of :attr:`test_users` (−1: not a test user)."""
+        return Positions.of(self.test_users)
 
     @cached_property
     def presence(self) -> sp.csr_matrix | None:
@@ -297,7 +352,7 @@ class ListIndex:
             starts=starts,
             lengths=np.diff(np.append(starts, len(user))),
             users=users,
-            rows=ctx.test_users.get_indexer(users),
+            rows=ctx.user_positions(users),
         )
 
 
@@ -311,5 +366,5 @@ def iter_batches(ctx: EvaluationContext, lists: ListIndex, which: np.ndarray, k:
         within = np.arange(len(owner)) - np.repeat(np.cumsum(take) - take, take)
         frame_rows = np.repeat(lists.starts[sel], take) + within
         idx = np.full((b, k), -1, dtype=np.int64)
-        idx[owner, within] = ctx.items.get_indexer(lists.items[frame_rows])
+        idx[owner, within] = ctx.item_positions(lists.items[frame_rows])
         yield Batch(ctx, lists.rows[sel], idx, take)
