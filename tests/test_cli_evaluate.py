@@ -147,3 +147,20 @@ def test_help_and_version():
     assert res.returncode == 0 and "Examples" in res.stdout and "--shard" in res.stdout
     res = run("--version")
     assert res.returncode == 0 and res.stdout.startswith("receval ")
+
+
+@pytest.mark.parametrize("bad", [("train",), ("recs",), ("train", "recs"), ("test", "recs")])
+def test_the_first_bad_file_is_reported_although_recs_are_read_beside_the_others(files, tmp_path, bad):
+    """The lists are read in a second thread; the refusal is still the sequential one: the first bad
+    file in the order train, test, recs, with its row, exit 2 and no output."""
+    for name in bad:
+        frame = pd.read_csv(files[name], dtype=str)
+        frame.loc[1, "item"] = ""
+        frame.to_csv(files[name], index=False)
+    out = tmp_path / "out"
+    res = run(*base_args(files), "--out", str(out))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    first = bad[0]
+    assert f"{first}.csv" in res.stderr and "row 2 (line 3)" in res.stderr and "empty id" in res.stderr
+    assert not out.exists()

@@ -142,10 +142,7 @@ def evaluate(
         columns, user_col=user_col, item_col=item_col, rating_col=rating_col, score_col=score_col, rank_col=rank_col,
         input_format=input_format, no_header=no_header, report=lambda line: err_console.print(f"input: {line}", soft_wrap=True, markup=False),
     )
-    train_df = schema.read_train(train, layout)
-    test_df = schema.read_test(test, layout)
-    recs_df = schema.read_recs(recs, layout)
-    features_df = schema.read_features(features, layout) if features is not None else None
+    train_df, test_df, recs_df, features_df = _read_inputs(train, test, recs, features, layout)
     schema.require_overlap(test_df, recs_df, str(test), str(recs))
     schema.check_catalog(options.catalog, recs_df, str(recs))
     with progress_bar("evaluating users") as update:
@@ -159,6 +156,33 @@ def evaluate(
         return
     records = write_results(out_store, "", state)
     _print(records, output_format, out)
+
+
+def _read_inputs(train: str, test: str, recs: str, features: str | None, layout):
+    """The four input files, the recommendation lists (the largest) read in a second thread.
+
+    Parquet decoding and the readers' numpy passes release the GIL, so the two reads overlap. The
+    outcome is the sequential one: the first bad file in the order train, test, recs, features is
+    the one reported, and the format notes are printed in that order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from receval.data import schema
+
+    recs_notes: list[str] = []
+    with ThreadPoolExecutor(1) as pool:
+        recs_read = pool.submit(schema.read_recs, recs, layout.with_report(recs_notes.append if layout.report else None))
+        try:
+            train_df = schema.read_train(train, layout)
+            test_df = schema.read_test(test, layout)
+        except BaseException:
+            recs_read.cancel()
+            raise
+        recs_df = recs_read.result()
+    for line in recs_notes:
+        layout.report(line)
+    features_df = schema.read_features(features, layout) if features is not None else None
+    return train_df, test_df, recs_df, features_df
 
 
 def merge_command(
