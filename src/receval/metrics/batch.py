@@ -356,15 +356,25 @@ class ListIndex:
         )
 
 
+def make_batch(ctx: EvaluationContext, lists: ListIndex, sel: np.ndarray, k: int) -> Batch:
+    """The :class:`Batch` of the lists ``sel`` (indices into ``lists``), truncated at k."""
+    take = np.minimum(lists.lengths[sel], k)
+    b = len(sel)
+    owner = np.repeat(np.arange(b), take)
+    within = np.arange(len(owner)) - np.repeat(np.cumsum(take) - take, take)
+    frame_rows = np.repeat(lists.starts[sel], take) + within
+    idx = np.full((b, k), -1, dtype=np.int64)
+    idx[owner, within] = ctx.item_positions(lists.items[frame_rows])
+    return Batch(ctx, lists.rows[sel], idx, take)
+
+
+def batch_selections(which: np.ndarray, batch_size: int):
+    """The lists ``which`` in blocks of ``batch_size``: what :func:`make_batch` takes."""
+    for s in range(0, len(which), batch_size):
+        yield which[s : s + batch_size]
+
+
 def iter_batches(ctx: EvaluationContext, lists: ListIndex, which: np.ndarray, k: int, batch_size: int):
     """Yield :class:`Batch` objects over the lists ``which`` (indices into ``lists``), truncated at k."""
-    for s in range(0, len(which), batch_size):
-        sel = which[s : s + batch_size]
-        take = np.minimum(lists.lengths[sel], k)
-        b = len(sel)
-        owner = np.repeat(np.arange(b), take)
-        within = np.arange(len(owner)) - np.repeat(np.cumsum(take) - take, take)
-        frame_rows = np.repeat(lists.starts[sel], take) + within
-        idx = np.full((b, k), -1, dtype=np.int64)
-        idx[owner, within] = ctx.item_positions(lists.items[frame_rows])
-        yield Batch(ctx, lists.rows[sel], idx, take)
+    for sel in batch_selections(which, batch_size):
+        yield make_batch(ctx, lists, sel, k)

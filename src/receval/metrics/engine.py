@@ -32,7 +32,7 @@ from receval._version import __version__
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
 from receval.data.schema import harmonise_id_types
-from receval.metrics.batch import Batch, EvaluationContext, ListIndex, iter_batches
+from receval.metrics.batch import Batch, EvaluationContext, ListIndex, batch_selections, make_batch
 from receval.metrics.exact import exact_sum
 from receval.metrics.models import ExpDiscount, Relevance
 from receval.metrics.options import EvaluationOptions, option_error
@@ -422,14 +422,18 @@ def evaluate_shard(
 
     batch_size = config.batch_size or _auto_batch_size(kmax)
     done = 0
-    def per_user_values(batch: Batch) -> dict[str, np.ndarray]:
+    def per_user_values(sel: np.ndarray) -> tuple[Batch, dict[str, np.ndarray]]:
+        # the batch is built in the worker too: the main thread only hands out selections and
+        # accumulates, so it does not hold a core the kernels need
+        batch = make_batch(ctx, lists, sel, kmax)
         results: dict[str, np.ndarray] = {}
         for kernel, kernel_specs in by_kernel.items():
             results.update(kernel(batch, kernel_specs, config))
-        return results
+        return batch, results
 
-    batches = iter_batches(ctx, lists, eligible, kmax, batch_size)
-    for batch, results in _in_threads(per_user_values, batches, config.threads):
+    ctx.item_positions  # built once, before the workers share it
+    selections = batch_selections(eligible, batch_size)
+    for _, (batch, results) in _in_threads(per_user_values, selections, config.threads):
         where = np.searchsorted(eval_rows, batch.rows)
         for key, arr in results.items():
             values[key][where] = arr
