@@ -94,12 +94,12 @@ class Relevance:
     def gains(self, ratings: np.ndarray, scale: RelevanceScale) -> np.ndarray:
         """Gains for a matrix of ratings (NaN = unjudged)."""
         r = np.asarray(ratings, dtype=np.float64)
+        if self.kind == "none":
+            return np.ones_like(r)
         judged = ~np.isnan(r)
         tau = self.threshold
         with np.errstate(invalid="ignore"):
             relevant = judged & (r >= tau)
-        if self.kind == "none":
-            return np.ones_like(r)
         if self.kind == "binary":
             return relevant.astype(np.float64)
         if self.kind == "background":
