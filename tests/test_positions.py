@@ -42,3 +42,14 @@ def test_positions_equal_get_indexer(name):
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == np.int32
     assert (got >= 0).any() == bool(len(ids))
+
+
+def test_positions_in_pieces_equal_one_lookup(monkeypatch):
+    from receval.metrics import batch
+
+    index = pd.Index(np.arange(0, 3000, 3))
+    values = rng.integers(-5, 3005, 10_000)
+    whole = Positions.of(index)(values)
+    monkeypatch.setattr(batch, "_PIECE", 777)
+    np.testing.assert_array_equal(Positions.of(index)(values), whole)
+    np.testing.assert_array_equal(whole, index.get_indexer(values))

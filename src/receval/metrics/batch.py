@@ -34,6 +34,9 @@ def _positions(index: pd.Index, values) -> np.ndarray:
     return Positions.of(index)(values)
 
 
+_PIECE = 1 << 21  # values per lookup step of Positions
+
+
 @dataclass(frozen=True)
 class Positions:
     """Where values sit in a sorted, unique id index: ``index.get_indexer`` without hashing for
@@ -64,8 +67,18 @@ class Positions:
         return np.int32 if n < 2**31 - 1 else np.int64
 
     def __call__(self, values) -> np.ndarray:
+        """The rows of ``values`` (−1: absent), a piece at a time: temporaries stay a piece's (the
+        18M train rows of a million users would need 146 MB of int64 offsets at once)."""
         v = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
         dtype = self._dtype(len(self.index))
+        if len(v) <= _PIECE:
+            return self._lookup(v, dtype)
+        out = np.empty(len(v), dtype=dtype)
+        for start in range(0, len(v), _PIECE):
+            out[start : start + _PIECE] = self._lookup(v[start : start + _PIECE], dtype)
+        return out
+
+    def _lookup(self, v: np.ndarray, dtype: type) -> np.ndarray:
         if self.method == "hash" or v.dtype.kind not in "iu":
             return self.index.get_indexer(v).astype(dtype, copy=False)
         if len(v) == 0:
