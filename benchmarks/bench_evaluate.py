@@ -16,6 +16,7 @@ users), with the figures as JSON lines.
 
     python benchmarks/bench_evaluate.py --users 100000 --items 20000 --k 50
     python benchmarks/bench_evaluate.py --users 1000000 --items 50000 --k 50
+    python benchmarks/bench_evaluate.py --users 1000000 --items 50000 --k 50 --only process   # (1) alone
 """
 
 from __future__ import annotations
@@ -253,6 +254,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None, help="cache folder (default /tmp/receval-bench-U-I-K)")
     ap.add_argument("--child", choices=["engine", "numpy"], help=argparse.SUPPRESS)
     ap.add_argument("--check", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--only", choices=["process"], default=None,
+                    help="run only the receval evaluate process (its wall time, CPU and peak RSS)")
     args = ap.parse_args()
     data = args.data or Path(f"/tmp/receval-bench-{args.users}-{args.items}-{args.k}")
     if args.child == "engine":
@@ -267,6 +270,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         out = Path(tmp) / "results"
         process = process_pass(data, args.k, out)
+        if args.only == "process":
+            print(json.dumps(process))
+            return
         engine = _child(args, "engine", data)
         one_core = {**os.environ, **{v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
         plain = _child(args, "numpy", data, ["--check", str(out / "per_user.parquet")], env=one_core)

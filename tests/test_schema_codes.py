@@ -73,7 +73,8 @@ def _pandas_lists(frame: pd.DataFrame, by_rank: bool) -> pd.DataFrame:
     else:
         ordered = frame.sort_values(["user", "score", "item"], ascending=[True, False, True], kind="stable")
     ordered = ordered[["user", "item"]].reset_index(drop=True)
-    ordered["rank"] = ordered.groupby("user", sort=False).cumcount().astype(np.int64) + 1
+    # ranks 1..len in the narrowest integer dtype: int16 for lists of up to 32,767 items
+    ordered["rank"] = (ordered.groupby("user", sort=False).cumcount() + 1).astype(np.int16)
     return ordered
 
 
@@ -95,6 +96,8 @@ def test_shuffled_recs_files_give_the_lists_of_the_pandas_rule(tmp_path: Path, i
     read = schema.read_recs(path)
     source = frame if ids == "int" else pd.read_csv(path, dtype=str).astype({by: float}).astype({"user": object,
                                                                                                  "item": object})
+    if ids == "int":  # int64 in the file, int32 once read: every id fits
+        assert (frame["user"].dtype, read["user"].dtype, read["item"].dtype) == (np.int64, np.int32, np.int32)
     expected = _pandas_lists(source.astype({"user": read["user"].dtype, "item": read["item"].dtype}), by == "rank")
     pd.testing.assert_frame_equal(read, expected)
 

@@ -251,6 +251,13 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _dataset_ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
+    """An id column by the readers' rules, integers as int64: a dataset's documented id dtype (the
+    evaluation readers keep int32 where the ids fit, to bound the evaluate process's memory)."""
+    ids = _ids(frame, column, src)
+    return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
+
+
 def _column(frame: pd.DataFrame, src: _Source, column: str, role: str) -> None:
     if column not in frame.columns:
         found = ", ".join(map(str, frame.columns)) or "none"
@@ -293,7 +300,7 @@ def load_table(
     for column, role in ((user, "user"), (item, "item"), (rating, "rating"), (timestamp, "timestamp")):
         if column is not None:
             _column(frame, src, column, role)
-    out = pd.DataFrame({"user": _ids(frame, user, src), "item": _ids(frame, item, src)})
+    out = pd.DataFrame({"user": _dataset_ids(frame, user, src), "item": _dataset_ids(frame, item, src)})
     out["rating"] = _numeric(frame, rating, src) if rating is not None else 1.0
     if timestamp is not None:
         values = _numeric(frame, timestamp, src)
@@ -327,7 +334,7 @@ def load_features_table(
     for column, role in ((item, "item"), (feature, "feature"), (weight, "weight")):
         if column is not None:
             _column(frame, src, column, role)
-    out = pd.DataFrame({"item": _ids(frame, item, src), "feature": frame[feature].astype(str).str.strip()})
+    out = pd.DataFrame({"item": _dataset_ids(frame, item, src), "feature": frame[feature].astype(str).str.strip()})
     out["weight"] = _numeric(frame, weight, src, allow_negative=False) if weight is not None else 1.0
     return _drop_duplicates(out, ["item", "feature"], keep="last")
 
