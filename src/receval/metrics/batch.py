@@ -94,6 +94,13 @@ class Positions:
         return np.where(ids[at] == v, at, -1).astype(dtype, copy=False)
 
 
+def _union_sorted(parts: list) -> pd.Index:
+    """The distinct values of ``parts`` (id columns), sorted: each part's distinct values first, so
+    that the 50M recommended items are never copied into one concatenated column."""
+    distinct = [pd.Series(pd.unique(part)) for part in parts]
+    return pd.Index(pd.unique(pd.concat(distinct, ignore_index=True))).sort_values()
+
+
 @dataclass
 class EvaluationContext:
     """An evaluation's index and matrices: the global statistics over the evaluated users' rows.
@@ -144,7 +151,7 @@ class EvaluationContext:
         item_parts = [pd.Series(statistics.items), train["item"], test["item"], recs["item"]]
         if features is not None:
             item_parts.append(features["item"])
-        items = pd.Index(pd.unique(pd.concat(item_parts, ignore_index=True))).sort_values()
+        items = _union_sorted(item_parts)
         test_users = pd.Index(pd.unique(test["user"])).sort_values()
         n_items, n_users = len(items), len(test_users)
 
