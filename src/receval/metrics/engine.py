@@ -335,10 +335,15 @@ def evaluate(
     train, test, recs = harmonise_id_types(train, test, recs, column="user")
     statistics = GlobalStatistics.of(train, test, features if has_features else None)
     ratings_train = train if config.distance == "ratings" else None
+    frames = {"train": train, "test": test, "recs": recs}
+    del train, test, recs
     if shard is not None:
-        train, test, recs = (_in_shard(frame, shard) for frame in (train, test, recs))
-    return evaluate_shard(statistics, train, test, recs, config, shard=shard, progress=progress,
-                          ratings_train=ratings_train)
+        frames = {role: _in_shard(frame, shard) for role, frame in frames.items()}
+    # Handed over as arguments popped from the dict, so that no name here keeps them: evaluate_shard
+    # drops its own once they are indexed, and a caller that kept none frees them then (50M list
+    # rows are 477 MB beside the ListIndex, which needs only their item column).
+    return evaluate_shard(statistics, frames.pop("train"), frames.pop("test"), frames.pop("recs"), config,
+                          shard=shard, progress=progress, ratings_train=ratings_train)
 
 
 def _in_shard(frame: pd.DataFrame, shard: Shard) -> pd.DataFrame:
@@ -395,6 +400,9 @@ def evaluate_shard(
     eval_rows = np.arange(n_test)
 
     lists = ListIndex.of(recs, ctx)
+    # indexed: the context holds the rows as matrices and the list index the item column, so the
+    # frames go (freed now unless the caller keeps them: see evaluate)
+    del train, test, recs, ratings_train
     non_test = lists.rows < 0
     non_test_lists = int(non_test.sum())
     eligible = np.flatnonzero(~non_test)
