@@ -24,9 +24,33 @@ from receval.metrics.statistics import GlobalStatistics
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.asarray(data, dtype=np.float64), (rows, cols)), shape=shape)
+    """The canonical CSR matrix (indices sorted within rows, repeats summed) of COO triplets.
+
+    When the rows come grouped in order (readers leave train and test so), it is built from the
+    triplets themselves: ``cols`` (a temporary of the caller's: it may be reordered in place)
+    becomes its indices and, if already sorted within rows, ``data`` (the frame's rating column) is
+    shared, not copied. A COO conversion allocates both anew, 210 MB at 18M train rows.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    if len(rows) and rows[0] >= 0 and _non_decreasing(rows) and max(len(rows), *shape) < 2**31 - 1:
+        indptr = np.zeros(shape[0] + 1, dtype=np.int32)
+        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+        m = sp.csr_matrix((data, cols.astype(np.int32, copy=False), indptr), shape=shape, copy=False)
+        if m.has_canonical_format:
+            return m
+        # sorting and summing repeats write in place: into our own copy, never the caller's frame
+        m = sp.csr_matrix((data.copy(), m.indices, indptr), shape=shape, copy=False)
+        m.sum_duplicates()
+        return m
+    m = sp.csr_matrix((data, (rows, cols)), shape=shape)
     m.sort_indices()
     return m
+
+
+def _non_decreasing(values: np.ndarray, piece: int = 1 << 21) -> bool:
+    n = len(values)
+    return all(bool((values[s + 1 : s + piece + 1] >= values[s : min(s + piece, n - 1)]).all())
+               for s in range(0, n - 1, piece))
 
 
 def _positions(index: pd.Index, values) -> np.ndarray:
