@@ -9,6 +9,9 @@ Contracts (by column name). Other names (``user_id``, ``movieId``...), TREC run/
 headerless TSV are mapped onto these by :mod:`receval.data.formats`. Ids are labels: text ids (CSV,
 TSV, TREC) are kept as written (``007`` is not ``7``); Parquet ids are integers (or integral floats)
 or text; files that disagree on the type meet as canonical text (:func:`harmonise_id_types`).
+Integer ids are returned as int32 when every id fits, else int64, and list ranks 1..len in the
+narrowest integer dtype (int16 up to 32,767 items): the dtype is storage, never part of an id
+(shards, digests and values are those of the same ids in any width).
 Refused, in one line naming the file (``docs/refusals.md``): other id types, empty ids, empty train,
 test or recs, a test set none of whose users has a list (:func:`require_overlap`), non-regular files.
 
