@@ -147,3 +147,52 @@ def test_a_digest_of_many_pieces_is_the_sum_of_its_parts():
     parts = [frame_digest(frame.iloc[a:b]) for a, b in zip(cuts, cuts[1:])]
     assert rows == n and sum(p[1] for p in parts) % 2**64 == total
     assert frame_digest(frame.astype({"user": np.int64, "item": np.int64})) == (rows, total)
+
+
+def _whole_table(path: Path, columns: list[str]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).read(columns=columns, use_pandas_metadata=True).to_pandas(split_blocks=True,
+                                                                                           self_destruct=True)
+
+
+@pytest.mark.parametrize("case", ["int32", "int64 uint16 float32", "spark (no pandas metadata)", "nullable Int64",
+                                  "a missing id", "an index", "text"])
+def test_parquet_read_by_row_group_is_the_frame_of_the_whole_table(tmp_path: Path, case: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from receval.data.schema import _plain_numbers_by_row_group
+
+    n = 5000
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"user": rng.integers(0, 900, n).astype(np.int32), "item": rng.integers(0, 70, n),
+                          "rating": rng.random(n)})
+    plain = True
+    if case == "int64 uint16 float32":
+        frame = frame.astype({"user": np.int64, "item": np.uint16, "rating": np.float32})
+    elif case == "nullable Int64":
+        frame["user"], plain = frame["user"].astype("Int64"), False
+    elif case == "a missing id":
+        frame["item"], plain = frame["item"].astype(float).where(frame.index != 4321), False
+    elif case == "an index":
+        frame, plain = frame.set_axis(pd.RangeIndex(10, 10 + n)), False
+    elif case == "text":
+        frame["user"], plain = "u" + frame["user"].astype(str), False
+    path = tmp_path / "part.parquet"
+    table = pa.Table.from_pandas(frame, preserve_index=None)
+    if case.startswith("spark"):
+        table = table.replace_schema_metadata(None)
+    pq.write_table(table, path, row_group_size=777)  # several row groups, the last one short
+    columns = ["user", "item", "rating"]
+    got = _plain_numbers_by_row_group(pq.ParquetFile(path), columns)
+    assert (got is not None) == plain
+    if got is not None:
+        pd.testing.assert_frame_equal(got, _whole_table(path, columns), check_exact=True)
+    # and the readers give the same frame either way (a missing id is refused, naming the row)
+    if case == "a missing id":
+        with pytest.raises(schema.InputError, match="row 4322: empty id"):
+            schema.read_train(path)
+    else:
+        read = schema.read_train(path)
+        assert len(read) == len(frame.drop_duplicates(["user", "item"]))

@@ -131,9 +131,65 @@ def _read_parquet(p: Path, role: str, layout: formats.Layout | None, name: str) 
         kept = set(formats.rename(probe, role, quiet, name).columns)  # what validation will see
         if any(all(c in kept for c in required) for required in _REQUIRED[role]):
             columns = [raw[c] for c in formats.chosen_columns(probe, role, quiet, name).values()]
+    if columns is not None:
+        frame = _plain_numbers_by_row_group(file, columns)
+        if frame is not None:
+            return frame
     table = file.read(columns=columns, use_pandas_metadata=True)
     # one block per column, the table freed as it converts: never two copies of the file
     return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+_PLAIN_NUMBERS = frozenset(np.dtype(t).name for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+                                                        np.uint32, np.uint64, np.float32, np.float64))
+
+
+def _plain_numbers_by_row_group(file, columns: list) -> pd.DataFrame | None:
+    """The frame ``to_pandas`` would give for ``columns``, filled one row group at a time into
+    arrays of the final size, when every column is plain numbers (numpy's integer or float dtype,
+    also in the pandas metadata) without a missing value and the index is the default one; None
+    otherwise (the caller then reads the table whole).
+
+    Reading a whole table keeps its decoded pages and pyarrow's freed pages beside the frame: 50M
+    list rows peaked at 995 MiB for a 477 MiB frame; a row group at a time, 625 MiB.
+    """
+    import pyarrow as pa
+
+    schema = file.schema_arrow
+    meta = schema.pandas_metadata or {}
+    rows = file.metadata.num_rows
+    default_index = {"kind": "range", "start": 0, "step": 1, "stop": rows}
+    if any(not (isinstance(c, dict) and {k: c.get(k) for k in default_index} == default_index)
+           for c in meta.get("index_columns", [])):
+        return None
+    described = {c.get("name"): c for c in meta.get("columns", []) if isinstance(c, dict)}
+    dtypes = []
+    for name in columns:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_float32(kind) or pa.types.is_float64(kind)):
+            return None
+        dtype = np.dtype(kind.to_pandas_dtype())
+        entry = described.get(name)
+        if dtype.name not in _PLAIN_NUMBERS or (entry is not None and entry.get("numpy_type") != dtype.name):
+            return None  # e.g. pandas' nullable Int64, which to_pandas restores
+        dtypes.append(dtype)
+    out = [np.empty(rows, dtype=dtype) for dtype in dtypes]
+    start = 0
+    for group in range(file.metadata.num_row_groups):
+        table = file.read_row_group(group, columns=columns)
+        for values, column in zip(out, table.columns):
+            if column.null_count:
+                return None  # to_pandas would make floats of integers with NaN: its rules, not ours
+            for chunk in column.chunks:
+                values[start : start + len(chunk)] = chunk.to_numpy(zero_copy_only=False)
+                start += len(chunk)
+            start -= len(column)
+        start += table.num_rows
+        del table
+        _release_arrow()
+    if start != rows:
+        return None
+    return pd.DataFrame(dict(zip(columns, out)), copy=False)
 
 
 def _consume(frame: pd.DataFrame, *columns: str) -> None:
