@@ -142,11 +142,13 @@ def evaluate(
         columns, user_col=user_col, item_col=item_col, rating_col=rating_col, score_col=score_col, rank_col=rank_col,
         input_format=input_format, no_header=no_header, report=lambda line: err_console.print(f"input: {line}", soft_wrap=True, markup=False),
     )
-    train_df, test_df, recs_df, features_df = _read_inputs(train, test, recs, features, layout)
-    schema.require_overlap(test_df, recs_df, str(test), str(recs))
-    schema.check_catalog(options.catalog, recs_df, str(recs))
+    frames = dict(zip(("train", "test", "recs", "features"), _read_inputs(train, test, recs, features, layout)))
+    schema.require_overlap(frames["test"], frames["recs"], str(test), str(recs))
+    schema.check_catalog(options.catalog, frames["recs"], str(recs))
     with progress_bar("evaluating users") as update:
-        state = run_engine(train_df, test_df, recs_df, features_df, config, shard=shard_obj, progress=update)
+        # handed over, not kept: the engine frees the frames once it has indexed them
+        state = run_engine(frames.pop("train"), frames.pop("test"), frames.pop("recs"), frames.pop("features"),
+                           config, shard=shard_obj, progress=update)
     for note in state.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     out_store = open_store(out)
