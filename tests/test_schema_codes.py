@@ -110,3 +110,25 @@ def test_the_first_repeated_rank_in_file_order_is_named(tmp_path: Path):
     with pytest.raises(InputError) as info:
         schema.read_recs(path)
     assert str(info.value) == f"{path}: column 'rank', row 3: duplicate rank 2 for user 9"
+
+
+@pytest.mark.parametrize("values", [
+    np.array([7, 3, 3, 9, 7, 7], dtype=np.int32),  # narrow: counted in a table
+    np.array([-4, 10, -4, 0], dtype=np.int64),
+    np.array([2**40, 5, 2**40], dtype=np.int64),  # sparse 64-bit ids: hashed
+    np.array(["b", "a", "b"], dtype=object),  # text: hashed
+    np.array([], dtype=np.int32),
+], ids=["int32", "negative", "sparse", "text", "empty"])
+def test_distinct_ids_counted_or_hashed_equal_pandas(values):
+    from receval.data.codes import distinct_count, distinct_sorted, integer_counts
+
+    series = pd.Series(values)
+    expected = pd.Index(pd.unique(series)).sort_values().to_numpy()
+    np.testing.assert_array_equal(distinct_sorted(series), expected)
+    assert distinct_count(series) == series.nunique()
+    counted = integer_counts(series)
+    if counted is not None:
+        ids, counts = counted
+        assert ids.dtype == values.dtype
+        np.testing.assert_array_equal(ids, expected)
+        np.testing.assert_array_equal(counts, series.value_counts().sort_index().to_numpy())

@@ -280,3 +280,42 @@ def group_positions(sorted_codes: np.ndarray) -> np.ndarray:
         positions[r0:r1] = piece
         s = e
     return positions
+
+
+def integer_counts(values) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(distinct values, occurrences)``, values ascending, of an integer id column whose values
+    span a range at most a few times its length (ids numbered from 0 or 1, as most exports are):
+    counted into a table a piece at a time, with no hash table and no sort. None for other
+    columns (text, floats, sparse 64-bit ids), which keep pandas' hashing.
+
+    The distinct values keep the column's dtype (an int32 id column gives int32 ids).
+    """
+    v = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+    if v.dtype.kind not in "iu" or len(v) == 0:
+        return None
+    low, high = int(v.min()), int(v.max())
+    if high - low >= 4 * len(v) + (1 << 20):
+        return None
+    counts = np.zeros(high - low + 1, dtype=np.int64)
+    for start in range(0, len(v), CHUNK):
+        piece = v[start : start + CHUNK].astype(np.int64) - low
+        counts += np.bincount(piece, minlength=len(counts))
+    present = np.flatnonzero(counts)
+    return (present + low).astype(v.dtype), counts[present]
+
+
+def distinct_sorted(values) -> np.ndarray:
+    """The distinct values of an id column, ascending: :func:`integer_counts` where it applies,
+    else ``pd.unique`` and a sort (the order of ``pd.Index.sort_values``)."""
+    counted = integer_counts(values)
+    if counted is not None:
+        return counted[0]
+    return pd.Index(pd.unique(values)).sort_values().to_numpy()
+
+
+def distinct_count(values) -> int:
+    """How many distinct values an id column holds (``nunique``), counted like :func:`integer_counts`."""
+    counted = integer_counts(values)
+    if counted is not None:
+        return len(counted[0])
+    return len(pd.unique(values)) if len(values) else 0

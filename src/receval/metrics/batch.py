@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from receval.data.codes import distinct_sorted
 from receval.metrics.distance import ItemDistance
 from receval.metrics.models import Relevance, RelevanceScale
 from receval.metrics.statistics import GlobalStatistics
@@ -120,8 +121,9 @@ class Positions:
 
 def _union_sorted(parts: list) -> pd.Index:
     """The distinct values of ``parts`` (id columns), sorted: each part's distinct values first, so
-    that the 50M recommended items are never copied into one concatenated column."""
-    distinct = [pd.Series(pd.unique(part)) for part in parts]
+    that the 50M recommended items are never copied into one concatenated column (and integer ids
+    are counted, not hashed: :func:`~receval.data.codes.distinct_sorted`)."""
+    distinct = [pd.Series(distinct_sorted(part)) for part in parts]
     return pd.Index(pd.unique(pd.concat(distinct, ignore_index=True))).sort_values()
 
 
@@ -176,7 +178,7 @@ class EvaluationContext:
         if features is not None:
             item_parts.append(features["item"])
         items = _union_sorted(item_parts)
-        test_users = pd.Index(pd.unique(test["user"])).sort_values()
+        test_users = pd.Index(distinct_sorted(test["user"]))
         n_items, n_users = len(items), len(test_users)
 
         catalog_rows = items.get_indexer(statistics.items)

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from receval.data.codes import distinct_count, distinct_sorted, integer_counts
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -124,19 +126,25 @@ class GlobalStatistics:
     @classmethod
     def of(cls, train: pd.DataFrame, test: pd.DataFrame, features: pd.DataFrame | None = None) -> GlobalStatistics:
         """The statistics of full ``train`` (``user, item, rating``), ``test`` and ``features`` frames."""
-        train_codes, train_items = pd.factorize(train["item"], sort=False)
-        items = pd.Index(pd.unique(pd.concat([pd.Series(train_items), test["item"]], ignore_index=True)))
+        counted = integer_counts(train["item"])  # integer ids in a narrow range: counted, not hashed
+        if counted is not None:
+            train_items, train_counts = counted
+        else:
+            train_codes, train_items = pd.factorize(train["item"], sort=False)
+            train_counts = np.bincount(train_codes, minlength=len(train_items))
+        items = pd.Index(pd.unique(pd.concat([pd.Series(train_items), pd.Series(distinct_sorted(test["item"]))],
+                                             ignore_index=True)))
         items = items.sort_values()
         counts = np.zeros(len(items), dtype=np.float64)
         if len(train):
-            counts[items.get_indexer(train_items)] = np.bincount(train_codes, minlength=len(train_items))
+            counts[items.get_indexer(train_items)] = train_counts
         ratings = test["rating"].to_numpy(np.float64)
         has_features = features is not None and len(features) > 0
         return cls(
             items=items.to_numpy(),
             train_interactions=counts,
-            n_train_users=int(train["user"].nunique()),
-            n_test_users=int(test["user"].nunique()),
+            n_train_users=distinct_count(train["user"]),
+            n_test_users=distinct_count(test["user"]),
             max_test_rating=float(ratings.max()) if len(ratings) else float("nan"),
             features=features[["item", "feature", "weight"]].reset_index(drop=True) if has_features else None,
             digest={
