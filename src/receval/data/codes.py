@@ -125,9 +125,11 @@ def _repeats_within_runs(major: np.ndarray, minor: tuple[np.ndarray, int]) -> bo
         r0, r1 = int(bounds[s]), int(bounds[e])
         if (e - s) * card >= _INT63:
             return bool(stable_order([(major[r0:r1], int(major[r1 - 1]) + 1), (minor_codes[r0:r1], card)])[1] is not None)
-        run = np.repeat(np.arange(e - s, dtype=np.int64), np.diff(bounds[s : e + 1]))
-        run *= card
-        run += minor_codes[r0:r1]
+        # int32 keys when the piece's (run, code) pairs fit: numpy sorts them about twice as fast
+        key_type = np.int32 if (e - s) * card < 2**31 else np.int64
+        run = np.repeat(np.arange(e - s, dtype=key_type), np.diff(bounds[s : e + 1]))
+        run *= key_type(card)
+        run += minor_codes[r0:r1].astype(key_type, copy=False)
         run.sort()
         if (run[1:] == run[:-1]).any():
             return True
