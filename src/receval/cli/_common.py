@@ -15,13 +15,36 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _ConsoleOnFirstUse:
+    """A rich ``Console`` made when first used: importing rich costs every ``receval`` process ~20 ms,
+    and a pipeline step (a shard pod) prints nothing through it."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def real(self) -> Console:
+        """The console itself (for rich objects that take one: ``Progress``, ``Live``)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+
+console: Any = _ConsoleOnFirstUse(highlight=False)
+err_console: Any = _ConsoleOnFirstUse(stderr=True, highlight=False)
 
 # ------------------------------------------------------------------------------------------------ vocabulary
 
@@ -175,6 +198,8 @@ def output_width() -> int:
 
 def out_console() -> Console:
     """A console for tables on stdout that never wraps a row at a width it was not given."""
+    from rich.console import Console
+
     return Console(width=output_width(), highlight=False, soft_wrap=False)
 
 
@@ -193,6 +218,7 @@ def fit_tables(
     page alone folds).
     """
     from rich import box
+    from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
 
@@ -270,7 +296,7 @@ def progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[i
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, transient=True,
+        console=err_console.real(), transient=True,
     ) as prog:
         task = prog.add_task(description, total=None)
 
@@ -294,7 +320,7 @@ def step_bars(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bars:
+                  TimeElapsedColumn(), console=err_console.real(), transient=True) as bars:
         tasks: dict[str, Any] = {}
 
         def update(step: str, done: int, total: int) -> None:
