@@ -533,6 +533,14 @@ def frame_source(name: str, columns: Mapping[str, str] | None = None) -> _Source
     return _Source(name, csv=False, columns=dict(columns or {}))
 
 
+def output_ids(values) -> np.ndarray:
+    """Id values as results files carry them: int64 for integer ids, however narrowly they were
+    read (int32 when they fit), so that a one-pass run, its shards and their merge write the same
+    column; text ids as they are."""
+    ids = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+    return ids.astype(np.int64) if ids.dtype.kind in "iu" and ids.dtype != np.uint64 else ids
+
+
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
     """Make ``column`` the same kind in every frame: integers where all are (each frame keeps its
     width, int32 or int64: integer indexes compare by value), else str.

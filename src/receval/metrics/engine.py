@@ -31,7 +31,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from receval._version import __version__
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
-from receval.data.schema import harmonise_id_types
+from receval.data.schema import harmonise_id_types, output_ids
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, batch_selections, make_batch
 from receval.metrics.exact import exact_sum
 from receval.metrics.models import ExpDiscount, Relevance
@@ -470,7 +470,7 @@ def evaluate_shard(
 
     # copy=False: the frame takes the value arrays as they are (27 columns of a million users are 216 MB)
     per_user = pd.DataFrame(
-        {"user": ctx.test_users[eval_rows], **{s.key: values[s.key] for s in per_user_specs}}, copy=False
+        {"user": output_ids(ctx.test_users[eval_rows]), **{s.key: values[s.key] for s in per_user_specs}}, copy=False
     )
     del values
 

@@ -28,6 +28,7 @@ import pandas as pd
 from receval.config import DatasetConfig, RunConfig
 from receval.data.partitioned import combine_files
 from receval.data.frames import parquet_bytes
+from receval.data.schema import output_ids
 from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of, user_hashes
 from receval.metrics.statistics import GlobalStatistics
@@ -540,8 +541,9 @@ def predict_step(
             progress(scored, len(users))
     if frames:
         recs = pd.concat(frames, ignore_index=True)[list(REC_COLUMNS)]
+        recs["user"], recs["item"] = output_ids(recs["user"]), output_ids(recs["item"])
     else:  # no test user hashes to this shard
-        recs = pd.DataFrame({"user": pd.Series(dtype=test["user"].dtype), "item": pd.Series(dtype=np.int64),
+        recs = pd.DataFrame({"user": pd.Series(dtype=output_ids(test["user"]).dtype), "item": pd.Series(dtype=np.int64),
                              "rank": pd.Series(dtype=np.int64), "score": pd.Series(dtype=np.float64)})
     store.write_parquet(key, recs)
     store.write_json(done_key, {"kind": "recs", "algorithm": algorithm, "shard": str(shard), "users": len(users),
