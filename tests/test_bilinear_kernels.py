@@ -118,3 +118,20 @@ def test_intent_counts_dense_and_sparse_give_the_same_values(frames, monkeypatch
     sparse = evaluate(train, test, recs, features, config)
     pd.testing.assert_frame_equal(dense.per_user, sparse.per_user, check_exact=True)
     assert (dense.per_user.drop(columns="user").to_numpy() > 0).any()
+
+
+@pytest.mark.parametrize("n", [0, 1, 9, 2000])
+def test_groupwise_cumprod_is_the_sequential_product_of_each_group(n):
+    """ERR-IA's running product of (1 − g) per aspect: bit-identical to pandas' group-wise cumprod
+    (a sequential product, as RankSys multiplies)."""
+    from receval.metrics.intent import _groupwise_cumprod
+
+    rng = np.random.default_rng(n)
+    values = rng.random(n)
+    starts = rng.random(n) < 0.2
+    if n:
+        starts[0] = True
+    out = np.empty(n)
+    _groupwise_cumprod(values, starts, out)
+    expected = pd.Series(values).groupby(np.cumsum(starts)).cumprod().to_numpy()
+    assert np.array_equal(out, expected)

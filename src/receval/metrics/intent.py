@@ -19,7 +19,6 @@ feature space (19 genres or 10,000 tags alike), with no loop over users or posit
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from typing import TYPE_CHECKING, Any
@@ -112,9 +111,23 @@ def compute(batch: Batch, specs: list[MetricSpec], options: Any = None) -> dict[
 
 
 def _groupwise_cumprod(values: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
-    """Cumulative product restarting at each ``starts``, multiplied in order as RankSys does."""
-    groups = np.cumsum(starts)
-    out[:] = pd.Series(values).groupby(groups).cumprod().to_numpy()
+    """Cumulative product restarting at each ``starts``, multiplied in order as RankSys does.
+
+    One vector step per position within a group (groups are a user's relevant items sharing an
+    aspect: a few), each ``out[r] = out[r − 1] · values[r]`` for every row at that position: the
+    sequential product of each group, in plain numpy passes (no pandas group-by holding the GIL).
+    """
+    n = len(values)
+    out[:] = values
+    if n == 0:
+        return
+    rows = np.arange(n)
+    level = rows - np.maximum.accumulate(np.where(starts, rows, 0))  # position within the group
+    by_level = np.argsort(level, kind="stable")
+    ends = np.searchsorted(level[by_level], np.arange(1, int(level.max()) + 2))
+    for lo, hi in zip(ends[:-1], ends[1:]):
+        at = by_level[lo:hi]
+        out[at] = out[at - 1] * values[at]
 
 
 def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_features: int) -> np.ndarray:
