@@ -69,15 +69,14 @@ def process_pass(data: Path, k: int, out: Path) -> dict:
             raise SystemExit(f"receval evaluate exited {proc.returncode}:\n{stderr.read()}")
         records = json.loads(stdout.read())
     users = next(r["users"] for r in records if r["kind"] == "metric")
-    return {
-        "what": f"receval evaluate process ({THREADS} threads, start-up included)",
-        "users": users,
-        "values": sum(1 for r in records if r["kind"] == "metric"),
-        "seconds": round(wall, 2),
-        "users_per_second": round(users / wall),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),
-    }
+    return _timed(f"receval evaluate process ({THREADS} threads, start-up included)", users, records, wall,
+                  cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2), peak_rss_mib=round(usage.ru_maxrss / 1024))
+
+
+def _timed(what: str, users: int, records: list[dict], seconds: float, **measures) -> dict:
+    """One JSON line of a timed pass of receval: what, users, values reported, seconds, users/s, measures."""
+    return {"what": what, "users": users, "values": sum(1 for r in records if r["kind"] == "metric"),
+            "seconds": round(seconds, 2), "users_per_second": round(users / seconds), **measures}
 
 
 # ------------------------------------------------------------------------------ 2. the report alone
@@ -96,16 +95,9 @@ def engine_pass(data: Path, k: int) -> dict:
     state = evaluate(train, test, recs, features, EvaluationConfig(cutoffs=(k,), threads=THREADS))
     records = state.summary()
     elapsed = time.perf_counter() - t0
-    users = state.n_users
-    return {
-        "what": f"receval report alone: engine + summary on frames read ({THREADS} threads)",
-        "users": users,
-        "values": sum(1 for r in records if r["kind"] == "metric"),
-        "seconds": round(elapsed, 2),
-        "users_per_second": round(users / elapsed),
-        "read_seconds": round(t_read, 2),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-    }
+    return _timed(f"receval report alone: engine + summary on frames read ({THREADS} threads)", state.n_users,
+                  records, elapsed, read_seconds=round(t_read, 2),
+                  peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 # ------------------------------------------------------------------------------ 3. the yardstick

@@ -46,7 +46,7 @@ def order_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
                 # 0 <= v - lo <= v: no overflow in the column's own (often narrow) dtype, and no copy at 0
                 return (values - values.dtype.type(lo) if lo else values), hi - lo + 1
             return values.astype(np.int64) - lo, hi - lo + 1
-        if bool(_non_decreasing(values)):
+        if bool(non_decreasing(values)):
             return _sorted_codes(values[1:] != values[:-1], n)
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64, copy=False), len(uniques)
@@ -63,7 +63,8 @@ def id_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.astype(np.int64, copy=False), len(uniques)
 
 
-def _non_decreasing(values: np.ndarray) -> bool:
+def non_decreasing(values: np.ndarray) -> bool:
+    """Whether ``values`` never decrease, checked a piece at a time (no temporary of the column's size)."""
     n = len(values)
     return all(bool((values[s + 1 : s + CHUNK + 1] >= values[s : min(s + CHUNK, n - 1)]).all())
                for s in range(0, n - 1, CHUNK))
@@ -108,7 +109,7 @@ def _repeats_within_runs(major: np.ndarray, minor: tuple[np.ndarray, int]) -> bo
     non-decreasing (each value one run: lists written user by user); None when it is not.
     Keys are packed per piece of whole runs, so memory stays a piece's, not the column's."""
     n = len(major)
-    if not _non_decreasing(major):
+    if not non_decreasing(major):
         return None
     minor_codes, card = minor
     card = max(int(card), 1)
@@ -284,6 +285,12 @@ def group_positions(sorted_codes: np.ndarray) -> np.ndarray:
     return positions
 
 
+def dense_range(low: int, high: int, n: int) -> bool:
+    """Whether integer ids in ``[low, high]``, ``n`` of them, are dense enough to be looked up or
+    counted in a table of ``high − low + 1`` cells (ids numbered from 0 or 1, as most exports are)."""
+    return high - low < 4 * n + (1 << 20)
+
+
 def integer_counts(values) -> tuple[np.ndarray, np.ndarray] | None:
     """``(distinct values, occurrences)``, values ascending, of an integer id column whose values
     span a range at most a few times its length (ids numbered from 0 or 1, as most exports are):
@@ -296,7 +303,7 @@ def integer_counts(values) -> tuple[np.ndarray, np.ndarray] | None:
     if v.dtype.kind not in "iu" or len(v) == 0:
         return None
     low, high = int(v.min()), int(v.max())
-    if high - low >= 4 * len(v) + (1 << 20):
+    if not dense_range(low, high, len(v)):
         return None
     counts = np.zeros(high - low + 1, dtype=np.int64)
     for start in range(0, len(v), CHUNK):

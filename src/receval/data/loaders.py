@@ -22,7 +22,9 @@ import pandas as pd
 
 from receval.data import datasets as registry
 from receval.data.dataset import Dataset, empty_features
-from receval.data.schema import _drop_duplicates, _first_duplicate, _ids, _numeric, _Source, harmonise_id_types
+from receval.data.schema import (
+    _drop_duplicates, _first_duplicate, _ids, _numeric, _Source, harmonise_id_types, output_ids,
+)
 from receval.errors import ConfigError, InputError
 
 DATASET_NAMES = tuple(registry.ARCHIVES)
@@ -255,7 +257,7 @@ def _dataset_ids(frame: pd.DataFrame, column: str, src: _Source) -> pd.Series:
     """An id column by the readers' rules, integers as int64: a dataset's documented id dtype (the
     evaluation readers keep int32 where the ids fit, to bound the evaluate process's memory)."""
     ids = _ids(frame, column, src)
-    return ids.astype(np.int64) if pd.api.types.is_integer_dtype(ids.dtype) else ids
+    return pd.Series(output_ids(ids), index=ids.index, name=ids.name, copy=False)
 
 
 def _column(frame: pd.DataFrame, src: _Source, column: str, role: str) -> None:

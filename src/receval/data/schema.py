@@ -538,7 +538,7 @@ def output_ids(values) -> np.ndarray:
     read (int32 when they fit), so that a one-pass run, its shards and their merge write the same
     column; text ids as they are."""
     ids = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
-    return ids.astype(np.int64) if ids.dtype.kind in "iu" and ids.dtype != np.uint64 else ids
+    return ids.astype(np.int64) if ids.dtype.kind in "iu" else ids
 
 
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:

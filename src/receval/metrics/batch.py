@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.data.codes import distinct_sorted
+from receval.data.codes import dense_range, distinct_sorted, non_decreasing
 from receval.metrics.distance import ItemDistance
 from receval.metrics.models import Relevance, RelevanceScale
 from receval.metrics.statistics import GlobalStatistics
@@ -33,7 +33,7 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
     shared, not copied. A COO conversion allocates both anew, 210 MB at 18M train rows.
     """
     data = np.asarray(data, dtype=np.float64)
-    if len(rows) and rows[0] >= 0 and _non_decreasing(rows) and max(len(rows), *shape) < 2**31 - 1:
+    if len(rows) and rows[0] >= 0 and non_decreasing(rows) and max(len(rows), *shape) < 2**31 - 1:
         indptr = np.zeros(shape[0] + 1, dtype=np.int32)
         np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
         m = sp.csr_matrix((data, cols.astype(np.int32, copy=False), indptr), shape=shape, copy=False)
@@ -46,17 +46,6 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
     m = sp.csr_matrix((data, (rows, cols)), shape=shape)
     m.sort_indices()
     return m
-
-
-def _non_decreasing(values: np.ndarray, piece: int = 1 << 21) -> bool:
-    n = len(values)
-    return all(bool((values[s + 1 : s + piece + 1] >= values[s : min(s + piece, n - 1)]).all())
-               for s in range(0, n - 1, piece))
-
-
-def _positions(index: pd.Index, values) -> np.ndarray:
-    """``index.get_indexer(values)`` as int32 (−1 where absent)."""
-    return Positions.of(index)(values)
 
 
 _PIECE = 1 << 21  # values per lookup step of Positions
@@ -81,7 +70,7 @@ class Positions:
         if ids.dtype.kind not in "iu" or len(ids) == 0 or not bool(np.all(ids[1:] > ids[:-1])):
             return cls(index)  # text ids, or not strictly increasing: get_indexer
         low, high = int(ids[0]), int(ids[-1])
-        if high - low < 4 * len(ids) + (1 << 20):
+        if dense_range(low, high, len(ids)):
             table = np.full(high - low + 1, -1, dtype=cls._dtype(len(ids)))
             table[ids - low] = np.arange(len(ids), dtype=table.dtype)
             return cls(index, "table", table, low)
@@ -190,13 +179,14 @@ class EvaluationContext:
 
         # int32 positions (both indexes are far below 2^31): the COO triplets of a million users' train
         # rows are the build's largest arrays, and scipy would narrow int64 ones with a copy anyway
-        te_rows = _positions(test_users, test["user"])
-        te_items = _positions(items, test["item"])
+        at_user, at_item = Positions.of(test_users), Positions.of(items)
+        te_rows = at_user(test["user"])
+        te_items = at_item(test["item"])
         test_m = _csr(te_rows, te_items, test["rating"].to_numpy(np.float64), (n_users, n_items))
         del te_rows, te_items
 
-        tr_rows = _positions(test_users, train["user"])
-        tr_items = _positions(items, train["item"])
+        tr_rows = at_user(train["user"])
+        tr_items = at_item(train["item"])
         tr_ratings = train["rating"].to_numpy(np.float64)
         keep = tr_rows >= 0
         if not keep.all():  # a shard's train holds only its users: copy only when some rows are not evaluated
@@ -233,7 +223,7 @@ class EvaluationContext:
             dist = ItemDistance("cosine", by_user)
 
         max_rating = statistics.max_test_rating
-        return cls(
+        ctx = cls(
             items=items,
             test_users=test_users,
             item_train_users=counts,
@@ -249,6 +239,8 @@ class EvaluationContext:
             in_train=in_train,
             in_catalog=in_catalog,
         )
+        ctx.__dict__.update(item_positions=at_item, user_positions=at_user)  # the lookups built above
+        return ctx
 
     @cached_property
     def item_positions(self) -> Positions:

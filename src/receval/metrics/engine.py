@@ -439,7 +439,6 @@ def evaluate_shard(
             results.update(kernel(batch, kernel_specs, config))
         return batch, results
 
-    ctx.item_positions  # built once, before the workers share it
     selections = batch_selections(eligible, batch_size)
     for _, (batch, results) in _in_threads(per_user_values, selections, config.threads):
         where = np.searchsorted(eval_rows, batch.rows)

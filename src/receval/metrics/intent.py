@@ -130,6 +130,10 @@ def _groupwise_cumprod(values: np.ndarray, starts: np.ndarray, out: np.ndarray) 
         out[at] = out[at - 1] * values[at]
 
 
+# Largest users × features table of :func:`_intent_probabilities`' dense counts (32 MB of float64).
+DENSE_COUNTS_MAX = 1 << 22
+
+
 def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_features: int) -> np.ndarray:
     """p(f|u) for (user row, feature) pairs: each train and test row of the user adds 1 to every
     feature of its item; uniform over all features when the user's rows carry none.
@@ -156,10 +160,6 @@ def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_
         values = np.asarray(counts[users, feats]).ravel() if len(users) else np.zeros(0)
     t = totals[users]
     return np.divide(values, t, out=np.full(len(users), 1.0 / max(n_features, 1)), where=t > 0)
-
-
-# Largest users × features table of :func:`_intent_probabilities`' dense counts (32 MB of float64).
-DENSE_COUNTS_MAX = 1 << 22
 
 
 def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float, logd: np.ndarray, n: int) -> np.ndarray:

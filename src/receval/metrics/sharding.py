@@ -70,4 +70,9 @@ def user_hashes(users: pd.Series | np.ndarray) -> np.ndarray:
 
 def shard_of(users: pd.Series | np.ndarray, count: int) -> np.ndarray:
     """The shard index (0..count-1) of each user id."""
-    return (user_hashes(users) % np.uint64(count)).astype(np.int64)
+    return shard_of_hashes(user_hashes(users), count)
+
+
+def shard_of_hashes(hashes: np.ndarray, count: int) -> np.ndarray:
+    """The shard index (0..count-1) of each :func:`user_hashes` value."""
+    return (hashes % np.uint64(count)).astype(np.int64)

@@ -30,7 +30,7 @@ from receval.data.partitioned import combine_files
 from receval.data.frames import parquet_bytes
 from receval.data.schema import output_ids
 from receval.errors import ConfigError, InputError
-from receval.metrics.sharding import Shard, shard_of, user_hashes
+from receval.metrics.sharding import Shard, shard_of, shard_of_hashes, user_hashes
 from receval.metrics.statistics import GlobalStatistics
 from receval.pipeline import layout
 from receval.pipeline.ownership import claim_run, now
@@ -122,7 +122,7 @@ def _bucket_users(frame: pd.DataFrame, bucket: Shard, shard: Shard, where: str) 
     if not len(users):
         return None
     hashes = user_hashes(users)
-    home = (hashes % np.uint64(bucket.count)).astype(np.int64)
+    home = shard_of_hashes(hashes, bucket.count)
     wrong = np.flatnonzero(home != bucket.index)
     if wrong.size:
         row = int(np.flatnonzero(codes == wrong[0])[0])
@@ -132,7 +132,7 @@ def _bucket_users(frame: pd.DataFrame, bucket: Shard, shard: Shard, where: str) 
         )
     if bucket.count % shard.count == 0:  # M divides B: a bucket of B holds users of one shard of M
         return None
-    mine = (hashes % np.uint64(shard.count)).astype(np.int64) == shard.index
+    mine = shard_of_hashes(hashes, shard.count) == shard.index
     return None if mine.all() else mine[codes]
 
 
