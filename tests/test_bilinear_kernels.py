@@ -1,6 +1,6 @@
-"""The fast kernels against their definitions: EILD's relative-discount sums against the matrix
-``D`` of ``Discount.relative``, the bilinear EILD against the pair-block EILD, and both independent
-of how users are batched."""
+"""The fast kernels against their definitions: the bilinear EILD (one GEMM of the relative-discount
+matrix per chunk) against the pair-block EILD, for built-in and user-defined discounts and
+relevance models, and independent of how users are batched or threaded."""
 
 from __future__ import annotations
 
@@ -24,15 +24,24 @@ class Linear(Discount):
         return np.maximum(0.0, 1.0 - np.arange(n) / 7.0)
 
 
-DISCOUNTS = [NoDiscount(), ExpDiscount(), ExpDiscount(0.5), LogDiscount(), ReciprocalDiscount(), Linear()]
+class Steeper(ExpDiscount):
+    """A subclass of a built-in discount that weighs otherwise: its own weights must be used."""
+
+    name = "steeper"
+
+    def weights(self, n):
+        return 0.5 ** np.arange(n)
 
 
-@pytest.mark.parametrize("discount", DISCOUNTS, ids=lambda d: d.name)
-@pytest.mark.parametrize("n", [1, 2, 5, 13])
-def test_relative_sums_apply_the_relative_discount_matrix(discount, n):
-    y = np.random.default_rng(n).normal(size=(n, 3, 4))
-    expected = np.einsum("kl,lab->kab", discount.relative(n), y)
-    np.testing.assert_allclose(discount.relative_sums(y), expected, rtol=1e-13, atol=1e-13)
+class Shifted(NoDiscount):
+    name = "shifted"
+
+    def weights(self, n):
+        return 1.0 / (1.0 + np.arange(n))
+
+
+DISCOUNTS = [NoDiscount(), ExpDiscount(), ExpDiscount(0.5), LogDiscount(), ReciprocalDiscount(), Linear(),
+             Steeper(), Shifted()]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +65,9 @@ def frames():
 
 
 def _specs():
-    return [MetricSpec(m, n, Relevance(rel), d) for m in ("eild",) for n in (5, 12)
-            for rel in ("none", "binary", "graded") for d in DISCOUNTS] + [MetricSpec("ild", 12, Relevance("none"), NoDiscount())]
+    return [MetricSpec(m, n, rel, d) for m in ("eild",) for n in (5, 12)
+            for rel in (Relevance("none"), Relevance("binary"), Relevance("graded"), Relevance("background", background=0.3))
+            for d in DISCOUNTS] + [MetricSpec("ild", 12, Relevance("none"), NoDiscount())]
 
 
 def test_bilinear_eild_equals_the_pair_block_eild(frames):
@@ -87,21 +97,20 @@ def test_bilinear_eild_does_not_depend_on_batch_size_or_threads(frames):
     pd.testing.assert_frame_equal(one.per_user, many.per_user, check_exact=True)
 
 
-def test_a_subclass_of_a_builtin_discount_that_weighs_otherwise_keeps_its_own_weights():
-    class Steeper(ExpDiscount):
-        def weights(self, n):
-            return 0.5 ** np.arange(n)
-
-    class Shifted(NoDiscount):
-        name = "shifted"
-
-        def weights(self, n):
-            return 1.0 / (1.0 + np.arange(n))
-
-    y = np.random.default_rng(0).normal(size=(9, 2, 3))
-    for discount in (Steeper(), Shifted()):
-        np.testing.assert_allclose(discount.relative_sums(y), np.einsum("kl,lab->kab", discount.relative(9), y),
-                                   rtol=1e-13, atol=1e-13)
+def test_a_subclass_of_a_builtin_discount_that_weighs_otherwise_keeps_its_own_weights(frames):
+    """Steeper is an ExpDiscount weighing 0.5^(k−1), Shifted a NoDiscount weighing 1/k: their EILD
+    must be exp(0.5)'s and reciprocal's, not their parents' shortcuts (the uniform ILD form)."""
+    train, test, recs, features = frames
+    twins = [(Steeper(), ExpDiscount(0.5)), (Shifted(), ReciprocalDiscount())]
+    relevances = (Relevance("none"), Relevance("background", background=0.3))
+    specs = tuple(MetricSpec("eild", 12, rel, d) for pair in twins for d in pair for rel in relevances)
+    per_user = evaluate(train, test, recs, features, EvaluationConfig(specs=specs, threads=1)).per_user
+    for mine, builtin in twins:
+        for rel in relevances:
+            got = per_user[MetricSpec("eild", 12, rel, mine).key].to_numpy()
+            want = per_user[MetricSpec("eild", 12, rel, builtin).key].to_numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+            assert np.ptp(want) > 0
 
 
 def test_intent_counts_dense_and_sparse_give_the_same_values(frames, monkeypatch):

@@ -67,16 +67,16 @@ class ItemDistance:
         return self.kind == "cosine" and self.unit_dense is not None
 
     @cached_property
-    def unit_columns(self) -> np.ndarray:
-        """``(F + 1) × (items + 1)``: the unit rows as columns, then a row of ``has_features``,
-        then a zero column. ``np.take(unit_columns, idx, axis=1)`` gathers ``[x̂; h]`` of a whole
-        ``K × users`` block in one step, index −1 (no item) landing on the zero column, in the
-        features-first layout the bilinear EILD scans (:func:`receval.metrics.diversity._bilinear`)."""
+    def unit_rows(self) -> np.ndarray:
+        """``(items + 1) × (F + 1)``: each item's unit row and its ``has_features`` flag, then a zero
+        row. ``unit_rows.take(idx, axis=0)`` gathers ``[x̂, h]`` of a whole ``K × users`` block in one
+        step, index −1 (no item) landing on the zero row, in the positions-first layout the bilinear
+        EILD multiplies by the relative-discount matrix (:func:`receval.metrics.diversity._bilinear`)."""
         n_items, f = self.unit_dense.shape
-        cols = np.zeros((f + 1, n_items + 1))
-        cols[:f, :n_items] = self.unit_dense.T
-        cols[f, :n_items] = self.has_features
-        return cols
+        rows = np.zeros((n_items + 1, f + 1))
+        rows[:n_items, :f] = self.unit_dense
+        rows[:n_items, f] = self.has_features
+        return rows
 
     # -- pairwise products ---------------------------------------------------------------
     def _gram_block(self, idx: np.ndarray, unit: bool) -> np.ndarray:

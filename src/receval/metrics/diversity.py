@@ -23,10 +23,10 @@ has none), the cosine sum is the bilinear form
 
     Σ_l D[k,l] g_l cos(i_k, i_l) = x̂_k · z_k,    z_k = Σ_l D[k,l] g_l x̂_l
 
-so the ``K × K`` pair block is never built: ``z`` (and ``W`` with it) is one application of ``D``
-to the relevance-scaled feature rows per discount, which is O(K) per position for the built-in
-discounts (:meth:`~receval.metrics.models.Discount.relative_sums`). ILD's uniform weights give
-``z_k = Σ_l x̂_l − x̂_k``, the ``‖Σ_k x̂_k‖²`` form. A relevance model whose gain is 0 off the
+so the ``K × K`` pair block is never built: ``z`` (and ``W`` with it) is the relative-discount
+matrix applied to the relevance-scaled feature rows, one GEMM per discount and chunk of users,
+``O(K · F)`` values per user instead of ``K²``. ILD's uniform weights give ``z_k = Σ_l x̂_l − x̂_k``,
+the ``‖Σ_k x̂_k‖²`` form, with no product at all. A relevance model whose gain is 0 off the
 relevant items (binary, graded, nDCG, ERR) needs only each user's ordered pairs of hits, since
 ``g_k = 0`` removes position k from the numerator and ``g_l = 0`` removes l from ``W_k`` and
 ``S_k``. The ``K_u`` normaliser counts featureless positions as RankSys does.
@@ -47,7 +47,7 @@ import numpy as np
 from typing import TYPE_CHECKING, Any
 
 from receval.metrics.batch import Batch
-from receval.metrics.models import NoDiscount, exclusive_running_sum
+from receval.metrics.models import NoDiscount
 
 if TYPE_CHECKING:
     from receval.metrics.spec import MetricSpec
@@ -84,7 +84,7 @@ def _pair_block(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
         # W: the shared discount matrix times every user's gains
         w = np.matmul(rel_disc, gh) * has
         m = batch.pair_block[:, :n, :n]
-        if isinstance(discount, NoDiscount):  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
+        if _uniform(discount):  # disc(l|k) = 1 off the diagonal: no weighted copy of the block
             diag = np.diagonal(m, axis1=1, axis2=2)[:, :, None]
             prod = _bmv(m, gh) - diag * gh
         else:
@@ -98,76 +98,90 @@ def _pair_block(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     return out
 
 
-# Users per chunk of the bilinear form: its arrays ((F+1) × K × chunk) then stay in a core's
-# cache while the scans walk them K times; the values do not depend on it (every operation is
-# per column, i.e. per user).
+# Users per chunk of the bilinear form. Every chunk is padded to exactly this many users, so that
+# the GEMM of a discount always has the same shape: BLAS then takes the same path for every column
+# (a user's value never depends on the batch size, the thread count or the user's place in the
+# chunk, which a GEMM over a ragged tail would not guarantee). 512 users keep a chunk's arrays
+# (K × 512 × (F+1) doubles) within a few MiB.
 BILINEAR_CHUNK = 512
 
 
 def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     """EILD for cosine over dense unit rows, through ``x̂_k · Σ_l D[k,l] g_l x̂_l`` (no pair block).
 
-    For each ``(n, discount)`` group, :meth:`~receval.metrics.models.Discount.relative_sums` runs
-    once over the stacked rows ``[g_l x̂_l, g_l h_l]`` of every relevance model, giving ``x̂_k · z_k``
-    and ``W_k / h_k`` together. Arrays are laid out features-first and users-last
-    (``R × (F+1) × n × users``), gathered for a chunk of users in one ``take`` of
-    :attr:`~receval.metrics.distance.ItemDistance.unit_columns`, so that every scan step is one
-    vector operation over whole rows of users. The ``none`` relevance model (gain 1 on every listed
-    item) scans the gathered rows themselves; the running sums are shared by the discounts of a
-    cutoff and relevance set.
+    For each ``(n, discount)`` group the relative-discount matrix ``D`` (:meth:`~receval.metrics.
+    models.Discount.relative`) is applied in one GEMM to the stacked rows ``y_l = [g_l x̂_l, g_l h_l]``
+    of every relevance model and user of a chunk, giving ``z_k = Σ_l D[k,l] y_l``: ``x̂_k · z_k`` and
+    ``W_k / h_k`` together. A chunk is gathered positions-first (``n × users × (F+1)``) in one
+    ``take`` of :attr:`~receval.metrics.distance.ItemDistance.unit_rows`, so that ``Y`` is the matrix
+    ``n × (R · users · (F+1))`` without a copy. The ``none`` relevance model (gain 1 on every listed
+    item) multiplies the gathered rows themselves; no discount needs no product at all
+    (``z_k = Σ_l y_l − y_k``).
     """
-    columns = batch.ctx.distance.unit_columns  # (F+1) × (items+1)
-    f = columns.shape[0] - 1
+    rows = batch.ctx.distance.unit_rows  # (items+1) × (F+1), the last row zero
+    f = rows.shape[1] - 1
     b = batch.size
     kmax = max(n for n, _ in groups)
-    idx = np.ascontiguousarray(batch.idx[:, :kmax].T)  # K × B, −1 = no item: the zero column
     all_rels = {key: list(dict.fromkeys(s.relevance for s in group)) for key, group in groups.items()}
     # A relevance model with zero gain off the relevant items only needs the pairs of hits
     rels_of = {key: [r for r in rels if not _zero_off_hits(r)] for key, rels in all_rels.items()}
-    gains = {r: np.ascontiguousarray(batch.gains(r)[:, :kmax].T) for rels in rels_of.values() for r in rels}
-    num = {key: np.empty((len(rels), b)) for key, rels in rels_of.items()}
-    for s in range(0, b, BILINEAR_CHUNK) if any(rels_of.values()) else ():
-        e = min(b, s + BILINEAR_CHUNK)
-        xh = np.take(columns, idx[:, s:e], axis=1)  # (F+1) × K × c: [x̂; h], 0 where no item
+    padded = -(-b // BILINEAR_CHUNK) * BILINEAR_CHUNK
+    idx = np.full((kmax, padded), -1, dtype=batch.idx.dtype)  # K × users, −1 = no item: the zero row
+    idx[:, :b] = batch.idx[:, :kmax].T
+    gains = {}
+    for rels in rels_of.values():
+        for r in rels:
+            if r not in gains:
+                gains[r] = np.zeros((kmax, padded))
+                gains[r][:, :b] = batch.gains(r)[:, :kmax].T
+    num = {key: np.empty((len(rels), padded)) for key, rels in rels_of.items()}
+    relative = {}
+    for s in range(0, padded, BILINEAR_CHUNK) if any(rels_of.values()) else ():
+        e = s + BILINEAR_CHUNK
+        xh = rows.take(idx[:, s:e], axis=0)  # K × c × (F+1): [x̂, h], 0 where no item
         stacked: dict = {}
         for (n, discount), rels in rels_of.items():
             if not rels:
                 continue
-            x, h = xh[:f, :n], xh[f, :n]
+            x, h = xh[:n, :, :f], xh[:n, :, f]
             shared = stacked.get((n, tuple(rels)))
             if shared is None:
-                g = np.stack([gains[r][:n, s:e] for r in rels])  # R × n × c
-                # the none model's gain is 1 on every listed item and 0 elsewhere: y is [x̂; h] itself
-                y = xh[None, :, :n] if [r.kind for r in rels] == ["none"] else g[:, None] * xh[None, :, :n]
-                shared = stacked[(n, tuple(rels))] = {"g": g, "y": y}  # y: R × (F+1) × n × c
+                g = np.stack([gains[r][:n, s:e] for r in rels], axis=1)  # n × R × c
+                # the none model's gain is 1 on every listed item and 0 elsewhere: y is [x̂, h] itself
+                y = xh[:n, None] if [r.kind for r in rels] == ["none"] else g[..., None] * xh[:n, None]
+                shared = stacked[(n, tuple(rels))] = {"g": g, "y": y}  # y: n × R × c × (F+1)
             g, y = shared["g"], shared["y"]
-            if isinstance(discount, NoDiscount):
+            if _uniform(discount):
                 # z_k = Σ_l y_l − y_k and x̂_k · g_k x̂_k = g_k h_k: no z array (the ‖Σ_k x̂_k‖² form)
-                total = y.sum(axis=2)  # R × (F+1) × c
-                gh = y[:, f]  # R × n × c
-                w = (total[:, f, None, :] - gh) * h
-                cos_sum = np.einsum("fkc,rfc->rkc", x, total[:, :f]) - gh
+                total = y.sum(axis=0)  # R × c × (F+1)
+                gh = y[..., f]  # n × R × c
+                w = (total[None, :, :, f] - gh) * h[:, None]
+                cos_sum = np.einsum("kcf,rcf->krc", x, total[..., :f]) - gh
             else:
-                if "along" not in shared:
-                    # positions first and contiguous, so that each step of the scans is one block
-                    along = shared["along"] = np.ascontiguousarray(y.transpose(2, 0, 1, 3))  # n × R × (F+1) × c
-                    shared["earlier"] = exclusive_running_sum(along)
-                z = discount.relative_sums(shared["along"], shared["earlier"])
-                w = z[:, :, f] * h[:, None]  # W_k: n × R × c
-                cos_sum = np.einsum("fkc,krfc->krc", x, z[:, :, :f])
-                w, cos_sum = w.transpose(1, 0, 2), cos_sum.transpose(1, 0, 2)
-            s_ = w - cos_sum * h  # S_k
+                d = relative.get((n, discount))
+                if d is None:
+                    d = relative[(n, discount)] = np.ascontiguousarray(discount.relative(n))
+                z = np.matmul(d, y.reshape(n, -1)).reshape(y.shape)  # Z = D Y: one GEMM, fixed shape
+                w = z[..., f] * h[:, None]  # W_k
+                cos_sum = np.einsum("kcf,krcf->krc", x, z[..., :f])
+            s_ = w - cos_sum * h[:, None]  # S_k
             row = np.divide(s_, w, out=np.zeros_like(s_), where=w > 0)
             disc = np.asarray(discount.weights(n), dtype=np.float64)
-            num[(n, discount)][:, s:e] = np.einsum("k,rkc,rkc->rc", disc, g, row)
+            num[(n, discount)][:, s:e] = np.einsum("k,krc,krc->rc", disc, g, row)
     out: dict[str, np.ndarray] = {}
     for (n, discount), group in groups.items():
         rels = rels_of[(n, discount)]
         hits = {r: _hit_pairs(batch, n, discount, r) for r in all_rels[(n, discount)] if r not in rels}
         for spec in group:
-            value = hits[spec.relevance] if spec.relevance in hits else num[(n, discount)][rels.index(spec.relevance)]
+            value = hits[spec.relevance] if spec.relevance in hits else num[(n, discount)][rels.index(spec.relevance), :b]
             out[spec.key] = _normalised(batch, n, discount, value)
     return out
+
+
+def _uniform(discount) -> bool:
+    """Whether ``disc(l | k) = 1`` for every pair: the built-in ``none`` discount, not a subclass
+    that weighs otherwise."""
+    return isinstance(discount, NoDiscount) and type(discount).weights is NoDiscount.weights
 
 
 def _zero_off_hits(relevance) -> bool:

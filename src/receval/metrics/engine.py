@@ -282,7 +282,9 @@ def _in_threads(fn: Callable, items: Iterable, threads: int):
 
     numpy releases the GIL in its kernels, so batches overlap on several cores; results are consumed
     in input order, so every accumulation downstream happens in the same order as with one thread.
-    At most ``2 × threads`` batches are alive at a time.
+    At most ``2 × threads`` batches are alive at a time. The BLAS library is held to one thread
+    meanwhile: the workers already use the cores, and a BLAS pool per worker call would put
+    ``threads²`` threads on them (the bilinear EILD's GEMMs ran slower on 2 threads than on one).
     """
     if threads <= 1:
         for item in items:
@@ -291,7 +293,9 @@ def _in_threads(fn: Callable, items: Iterable, threads: int):
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(threads) as pool:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
         window: deque = deque()
         for item in items:
             window.append((item, pool.submit(fn, item)))

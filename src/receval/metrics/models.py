@@ -149,8 +149,8 @@ class Discount(_NamedModel):
 
     A discount is a small value object: subclasses set :attr:`name` (which encodes their
     parameters, e.g. ``exp(0.85)``) and implement :meth:`weights`. Everything else derives from
-    these two: the EILD relative discount (:meth:`relative`, and its product with the positions
-    of a list, :meth:`relative_sums`), the ``kind`` reported in summary records (the name without
+    these two: the EILD relative discount (:meth:`relative`, the matrix the bilinear EILD applies to
+    the positions of every list in one GEMM), the ``kind`` reported in summary records (the name without
     parameters) and the token in metric keys (:attr:`key`).
 
     Built-ins: :class:`NoDiscount` (1), :class:`LogDiscount` (1/log2(k+1)), :class:`ExpDiscount`
@@ -196,54 +196,6 @@ class Discount(_NamedModel):
         np.fill_diagonal(w, 0.0)
         return w
 
-    def relative_sums(self, y: np.ndarray, earlier: np.ndarray | None = None) -> np.ndarray:
-        """``z_k = Σ_{l≠k} disc(l | k) · y_l`` along axis 0 (positions) of an ``n × …`` array.
-
-        This is the relative-discount matrix ``D`` of :meth:`relative` applied to every column,
-        ``Z = D Y``, through its Toeplitz form: every earlier position weighs ``disc(1)``, a later
-        one ``disc(l − k)``, so ``z_k = disc(1) · Σ_{l<k} y_l + Σ_{l>k} disc(l − k) y_l``. EILD's
-        bilinear form needs ``D`` only through this product. ``earlier`` may pass the running sums
-        ``Σ_{l<k} y_l`` when they are shared between discounts. Every step is elementwise, so a
-        column's value never depends on the other columns (a user's on the other users of a batch),
-        which one large GEMM would not guarantee.
-
-        References
-        ----------
-        S. Vargas and P. Castells. Rank and Relevance in Novelty and Diversity Metrics. RecSys 2011,
-        §4 (the relative rank discount ``disc(max(1, l − k))``); RankSys ``EILD``.
-        """
-        y = np.asarray(y, dtype=np.float64)
-        if earlier is None:
-            earlier = exclusive_running_sum(y)
-        z = self.later_sums(y)
-        first = float(np.asarray(self.weights(max(y.shape[0], 1)), dtype=np.float64)[0])
-        z += earlier if first == 1.0 else first * earlier
-        return z
-
-    def later_sums(self, y: np.ndarray) -> np.ndarray:
-        """``a_k = Σ_{l>k} disc(l − k) · y_l`` along axis 0: the upper half of :meth:`relative_sums`.
-
-        The default makes one pass per gap (O(n²) per column); a discount with a recursion
-        overrides it with one pass in all (:class:`ExpDiscount`).
-        """
-        n = y.shape[0]
-        w = np.asarray(self.weights(max(n, 1)), dtype=np.float64)
-        z = np.zeros_like(y)
-        for gap in range(1, n):
-            z[:-gap] += w[gap - 1] * y[gap:]
-        return z
-
-
-def exclusive_running_sum(y: np.ndarray) -> np.ndarray:
-    """``out_k = Σ_{l<k} y_l`` along axis 0, one contiguous step per position (``np.cumsum`` along
-    a leading axis walks the array with a large stride)."""
-    out = np.empty_like(y, dtype=np.float64)
-    if len(out):
-        out[0] = 0.0
-    for k in range(1, y.shape[0]):
-        np.add(out[k - 1], y[k - 1], out=out[k])
-    return out
-
 
 class NoDiscount(Discount):
     """``disc(k) = 1``."""
@@ -252,13 +204,6 @@ class NoDiscount(Discount):
 
     def weights(self, n: int) -> np.ndarray:
         return np.ones(n)
-
-    def relative_sums(self, y: np.ndarray, earlier: np.ndarray | None = None) -> np.ndarray:
-        """``z_k = Σ_l y_l − y_k``: every other position at weight 1 (``earlier`` is not needed)."""
-        if type(self).weights is not NoDiscount.weights:  # a subclass that weighs otherwise
-            return super().relative_sums(y, earlier)
-        y = np.asarray(y, dtype=np.float64)
-        return y.sum(axis=0, keepdims=True) - y
 
 
 class LogDiscount(Discount):
@@ -307,19 +252,6 @@ class ExpDiscount(Discount):
     def weights(self, n: int) -> np.ndarray:
         k = np.arange(1, n + 1, dtype=np.float64)
         return np.power(self.base, k - 1.0)
-
-    def later_sums(self, y: np.ndarray) -> np.ndarray:
-        """``a_k = Σ_{l>k} b^(l−k−1) y_l`` by the recursion ``a_k = b · a_{k+1} + y_{k+1}``: one pass."""
-        if type(self).weights is not ExpDiscount.weights:  # a subclass that weighs otherwise
-            return super().later_sums(y)
-        z = np.empty_like(y, dtype=np.float64)
-        n = y.shape[0]
-        if n:
-            z[n - 1] = 0.0
-        for k in range(n - 2, -1, -1):
-            np.multiply(z[k + 1], self.base, out=z[k])
-            z[k] += y[k + 1]
-        return z
 
 
 DISCOUNTS: dict[str, type[Discount]] = {
