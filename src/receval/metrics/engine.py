@@ -283,9 +283,17 @@ def _in_threads(fn: Callable, items: Iterable, threads: int):
     numpy releases the GIL in its kernels, so batches overlap on several cores; results are consumed
     in input order, so every accumulation downstream happens in the same order as with one thread.
     At most ``2 × threads`` batches are alive at a time. The BLAS library is held to one thread
-    meanwhile: the workers already use the cores, and a BLAS pool per worker call would put
-    ``threads²`` threads on them (the bilinear EILD's GEMMs ran slower on 2 threads than on one).
+    meanwhile, with one worker too: the engine's own threads are what use the cores, and a BLAS pool
+    under them only spins (OpenBLAS's idle threads busy-wait between the bilinear EILD's GEMMs: a
+    one-thread evaluation burnt 1.5× its CPU time on 2 cores, and 2 workers ran slower than one).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield from _in_order(fn, items, threads)
+
+
+def _in_order(fn: Callable, items: Iterable, threads: int):
     if threads <= 1:
         for item in items:
             yield item, fn(item)
@@ -293,9 +301,7 @@ def _in_threads(fn: Callable, items: Iterable, threads: int):
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         window: deque = deque()
         for item in items:
             window.append((item, pool.submit(fn, item)))
