@@ -132,3 +132,22 @@ def test_distinct_ids_counted_or_hashed_equal_pandas(values):
         assert ids.dtype == values.dtype
         np.testing.assert_array_equal(ids, expected)
         np.testing.assert_array_equal(counts, series.value_counts().sort_index().to_numpy())
+
+
+@pytest.mark.parametrize("runs", [True, False], ids=["grouped", "shuffled"])
+def test_distinct_ids_of_a_column_grouped_in_runs_across_pieces(runs, monkeypatch):
+    """Runs of equal ids (lists, train and test grouped by user) are counted by their first value,
+    a piece at a time: runs that cross a piece's edge, ids that come back in a later run, and a
+    column with too many runs for the shortcut all give pandas' distinct values."""
+    from receval.data import codes
+
+    monkeypatch.setattr(codes, "CHUNK", 5)
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 40, size=60).astype(np.int32)
+    values = np.repeat(ids, rng.integers(1, 9, size=60)) if runs else rng.permutation(np.repeat(ids, 3))
+    series = pd.Series(values)
+    expected = pd.Index(pd.unique(series)).sort_values().to_numpy()
+    np.testing.assert_array_equal(codes.distinct_sorted(series), expected)
+    assert codes.distinct_count(series) == series.nunique()
+    heads = codes._run_heads(series)
+    assert (len(heads) < len(values)) == runs

@@ -496,7 +496,8 @@ def require_overlap(test: pd.DataFrame, recs: pd.DataFrame, test_name: str, recs
     Ids are compared as canonical text (``7`` and ``"7"`` are one user). Partial overlap is not an
     error: the engine reports it in its data-quality records.
     """
-    test_users, listed_users = pd.unique(test["user"]), pd.unique(recs["user"])
+    # integer ids in a narrow range are counted, not hashed (50M list rows: 0.4 s of pd.unique)
+    test_users, listed_users = codes.distinct_sorted(test["user"]), codes.distinct_sorted(recs["user"])
     if not (pd.api.types.is_integer_dtype(test_users.dtype) and pd.api.types.is_integer_dtype(listed_users.dtype)):
         # Unique first, text after: casting every row to str costs seconds at millions of rows.
         test_users, listed_users = test_users.astype(str), listed_users.astype(str)
