@@ -149,10 +149,12 @@ def test_help_and_version():
     assert res.returncode == 0 and res.stdout.startswith("receval ")
 
 
-@pytest.mark.parametrize("bad", [("train",), ("recs",), ("train", "recs"), ("test", "recs")])
+@pytest.mark.parametrize("bad", [("train",), ("recs",), ("train", "recs"), ("test", "recs"), ("features",),
+                                 ("recs", "features"), ("test", "features")])
 def test_the_first_bad_file_is_reported_although_recs_are_read_beside_the_others(files, tmp_path, bad):
-    """The lists are read in a second thread; the refusal is still the sequential one: the first bad
-    file in the order train, test, recs, with its row, exit 2 and no output."""
+    """The lists are read in a second thread (the features meanwhile, before them); the refusal is
+    still the sequential one: the first bad file in the order train, test, recs, features, with its
+    row, exit 2 and no output."""
     for name in bad:
         frame = pd.read_csv(files[name], dtype=str)
         frame.loc[1, "item"] = ""
@@ -164,3 +166,36 @@ def test_the_first_bad_file_is_reported_although_recs_are_read_beside_the_others
     first = bad[0]
     assert f"{first}.csv" in res.stderr and "row 2 (line 3)" in res.stderr and "empty id" in res.stderr
     assert not out.exists()
+
+
+def test_the_statistics_taken_while_the_lists_are_read_are_those_of_the_frames(files, tmp_path):
+    """Integer ids: the CLI takes the dataset statistics before the lists are in, and they must be
+    the engine's own (catalogue, counts, digests with the features); text ids leave them to the engine."""
+    from receval.cli.evaluate import _read_inputs
+    from receval.data.formats import layout_from_options
+    from receval.metrics.statistics import GlobalStatistics
+
+    parquet = {}
+    for name, path in files.items():  # Parquet keeps integer ids integer (CSV ids are read as text)
+        parquet[name] = str(tmp_path / f"{name}.parquet")
+        pd.read_csv(path).to_parquet(parquet[name])
+    layout = layout_from_options(None)
+    train, test, recs, features, statistics = _read_inputs(parquet["train"], parquet["test"], parquet["recs"],
+                                                           parquet["features"], layout)
+    assert pd.api.types.is_integer_dtype(recs["item"])
+    expected = GlobalStatistics.of(train, test, features)
+    assert statistics.digest == expected.digest and statistics.digest["features"][0] == len(features) > 0
+    np.testing.assert_array_equal(statistics.items, expected.items)
+    np.testing.assert_array_equal(statistics.train_interactions, expected.train_interactions)
+    assert (statistics.n_train_users, statistics.n_test_users) == (expected.n_train_users, expected.n_test_users)
+
+    # text item ids in the lists turn every id into text in the engine: the statistics taken
+    # before the lists were in (over integer ids) are not used, the engine's own are
+    from receval.metrics.engine import EvaluationConfig, evaluate
+
+    text = recs.assign(item="i" + recs["item"].astype(str))
+    config = EvaluationConfig(cutoffs=(2,), threads=1)
+    given = evaluate(train, test, text, features, config, statistics=statistics)
+    own = evaluate(train, test, text, features, config)
+    assert given.fingerprint == own.fingerprint
+    pd.testing.assert_frame_equal(given.per_user, own.per_user)

@@ -142,13 +142,13 @@ def evaluate(
         columns, user_col=user_col, item_col=item_col, rating_col=rating_col, score_col=score_col, rank_col=rank_col,
         input_format=input_format, no_header=no_header, report=lambda line: err_console.print(f"input: {line}", soft_wrap=True, markup=False),
     )
-    frames = dict(zip(("train", "test", "recs", "features"), _read_inputs(train, test, recs, features, layout)))
+    frames = dict(zip(("train", "test", "recs", "features", "statistics"), _read_inputs(train, test, recs, features, layout)))
     schema.require_overlap(frames["test"], frames["recs"], str(test), str(recs))
     schema.check_catalog(options.catalog, frames["recs"], str(recs))
     with progress_bar("evaluating users") as update:
         # handed over, not kept: the engine frees the frames once it has indexed them
         state = run_engine(frames.pop("train"), frames.pop("test"), frames.pop("recs"), frames.pop("features"),
-                           config, shard=shard_obj, progress=update)
+                           config, shard=shard_obj, progress=update, statistics=frames.pop("statistics"))
     for note in state.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     out_store = open_store(out)
@@ -161,17 +161,23 @@ def evaluate(
 
 
 def _read_inputs(train: str, test: str, recs: str, features: str | None, layout):
-    """The four input files, the recommendation lists (the largest) read in a second thread.
+    """The four input files, the recommendation lists (the largest) read in a second thread, and
+    the dataset's :class:`~receval.metrics.statistics.GlobalStatistics` taken meanwhile.
 
-    Parquet decoding and the readers' numpy passes release the GIL, so the two reads overlap. The
-    outcome is the sequential one: the first bad file in the order train, test, recs, features is
-    the one reported, and the format notes are printed in that order.
+    Parquet decoding and the readers' numpy passes release the GIL, so the reads overlap; train,
+    test and features take less time than the lists, and the statistics (which need no list) fill
+    the wait. The outcome is the sequential one: the first bad file in the order train, test, recs,
+    features is the one reported, and the format notes are printed in that order.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from receval.data import schema
+    from receval.metrics.statistics import GlobalStatistics
 
     recs_notes: list[str] = []
+    features_notes: list[str] = []
+    features_error: BaseException | None = None
+    statistics = None
     with ThreadPoolExecutor(1) as pool:
         recs_read = pool.submit(schema.read_recs, recs, layout.with_report(recs_notes.append if layout.report else None))
         try:
@@ -180,11 +186,21 @@ def _read_inputs(train: str, test: str, recs: str, features: str | None, layout)
         except BaseException:
             recs_read.cancel()
             raise
+        features_df = None
+        try:
+            if features is not None:
+                features_df = schema.read_features(
+                    features, layout.with_report(features_notes.append if layout.report else None))
+        except Exception as error:  # reported after the lists', as if read after them
+            features_error = error
+        if features_error is None and len(test_df) and schema.all_integer_ids(train_df, test_df, features_df):
+            statistics = GlobalStatistics.of(train_df, test_df, features_df if features_df is not None and len(features_df) else None)
         recs_df = recs_read.result()
-    for line in recs_notes:
+    for line in recs_notes + features_notes:
         layout.report(line)
-    features_df = schema.read_features(features, layout) if features is not None else None
-    return train_df, test_df, recs_df, features_df
+    if features_error is not None:
+        raise features_error
+    return train_df, test_df, recs_df, features_df, statistics
 
 
 def merge_command(

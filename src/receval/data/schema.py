@@ -542,6 +542,16 @@ def output_ids(values) -> np.ndarray:
     return ids.astype(np.int64) if ids.dtype.kind in "iu" else ids
 
 
+def all_integer_ids(*frames: pd.DataFrame | None) -> bool:
+    """Whether every ``user`` and ``item`` column of ``frames`` is integer: :func:`harmonise_id_types`
+    then leaves them as they are."""
+    return _integer_kind(frames, "user") and _integer_kind(frames, "item")
+
+
+def _integer_kind(frames, column: str) -> bool:
+    return all(pd.api.types.is_integer_dtype(f[column].dtype) for f in frames if f is not None and column in f.columns)
+
+
 def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.DataFrame | None]:
     """Make ``column`` the same kind in every frame: integers where all are (each frame keeps its
     width, int32 or int64: integer indexes compare by value), else str.
@@ -549,8 +559,7 @@ def harmonise_id_types(*frames: pd.DataFrame | None, column: str) -> list[pd.Dat
     Files written by different tools may disagree (integer ids in Parquet, string ids in CSV);
     joining them as they are would silently match nothing.
     """
-    present = [f for f in frames if f is not None and column in f.columns]
-    if all(pd.api.types.is_integer_dtype(f[column].dtype) for f in present):
+    if _integer_kind(frames, column):
         return list(frames)
     out: list[pd.DataFrame | None] = []
     for f in frames:

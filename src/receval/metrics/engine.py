@@ -31,7 +31,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from receval._version import __version__
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
-from receval.data.schema import harmonise_id_types, output_ids
+from receval.data.schema import all_integer_ids, harmonise_id_types, output_ids
 from receval.metrics.batch import Batch, EvaluationContext, ListIndex, batch_selections, make_batch
 from receval.metrics.exact import exact_sum
 from receval.metrics.models import ExpDiscount, Relevance
@@ -325,6 +325,7 @@ def evaluate(
     config: EvaluationConfig | None = None,
     shard: Shard | None = None,
     progress: Callable[[int, int], None] | None = None,
+    statistics: GlobalStatistics | None = None,
 ) -> PartialState:
     """Evaluate recommendation lists against test data.
 
@@ -336,14 +337,20 @@ def evaluate(
     config : what to compute.
     shard : evaluate only the test users of this shard (stable hash of the user id).
     progress : called with (users done, users total) after each batch.
+    statistics : ``GlobalStatistics.of(train, test, features)`` when the caller has them already
+        (the CLI takes them while the lists are still being read). Used only when every id column
+        is integer, so that no id is converted here; else they are taken again from the frames.
     """
     config = config or EvaluationConfig()
     if len(test) == 0:
         raise InputError("test set is empty")
     has_features = features is not None and len(features) > 0
+    if statistics is not None and not all_integer_ids(train, test, recs, features):
+        statistics = None
     train, test, recs, features = harmonise_id_types(train, test, recs, features, column="item")
     train, test, recs = harmonise_id_types(train, test, recs, column="user")
-    statistics = GlobalStatistics.of(train, test, features if has_features else None)
+    if statistics is None:
+        statistics = GlobalStatistics.of(train, test, features if has_features else None)
     ratings_train = train if config.distance == "ratings" else None
     frames = {"train": train, "test": test, "recs": recs}
     del train, test, recs
