@@ -113,20 +113,25 @@ def test_a_subclass_of_a_builtin_discount_that_weighs_otherwise_keeps_its_own_we
             assert np.ptp(want) > 0
 
 
-def test_intent_counts_dense_and_sparse_give_the_same_values(frames, monkeypatch):
-    """p(f|u) from the dense users × features table and from the sparse product agree exactly
-    (integer counts), and so do the intent-aware values of every user."""
+def test_intent_counts_by_product_table_and_sparse_give_the_same_values(frames, monkeypatch):
+    """p(f|u) from the product with the dense presence table, from the dense users × features
+    count table and from the sparse product agree exactly (integer counts), and so do the
+    intent-aware values of every user."""
+    from receval.metrics import batch as batch_module
     from receval.metrics import intent
 
     train, test, recs, features = frames
     specs = tuple(MetricSpec(m, n, Relevance("binary" if m != "err_ia" else "err"), d)
                   for m, d in (("alpha_ndcg", LogDiscount()), ("err_ia", ReciprocalDiscount())) for n in (3, 12))
     config = EvaluationConfig(specs=specs, batch_size=16, threads=1)
-    dense = evaluate(train, test, recs, features, config)
-    monkeypatch.setattr(intent, "DENSE_COUNTS_MAX", 0)  # every batch through the sparse product
+    product = evaluate(train, test, recs, features, config)
+    monkeypatch.setattr(batch_module, "DENSE_PRESENCE_MAX", 0)  # no dense presence table: the count table
+    table = evaluate(train, test, recs, features, config)
+    monkeypatch.setattr(intent, "DENSE_COUNTS_MAX", 0)  # nor a count table: every batch through the sparse product
     sparse = evaluate(train, test, recs, features, config)
-    pd.testing.assert_frame_equal(dense.per_user, sparse.per_user, check_exact=True)
-    assert (dense.per_user.drop(columns="user").to_numpy() > 0).any()
+    pd.testing.assert_frame_equal(product.per_user, table.per_user, check_exact=True)
+    pd.testing.assert_frame_equal(product.per_user, sparse.per_user, check_exact=True)
+    assert (product.per_user.drop(columns="user").to_numpy() > 0).any()
 
 
 @pytest.mark.parametrize("n", [0, 1, 9, 2000])

@@ -49,6 +49,7 @@ def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape: tuple[int,
 
 
 _PIECE = 1 << 21  # values per lookup step of Positions
+DENSE_PRESENCE_MAX = 1 << 22  # cells of EvaluationContext.presence_dense (32 MB of float64)
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,16 @@ class EvaluationContext:
         p.data = (p.data != 0).astype(np.float64)
         p.eliminate_zeros()
         return p
+
+    @cached_property
+    def presence_dense(self) -> np.ndarray | None:
+        """:attr:`presence` as a dense float array when it is narrow (at most
+        :data:`DENSE_PRESENCE_MAX` cells), for per-user aspect counts by one sparse × dense product;
+        None for wide feature spaces (tags), which keep the sparse matrix."""
+        p = self.presence
+        if p is None or p.shape[0] * p.shape[1] > DENSE_PRESENCE_MAX:
+            return None
+        return p.toarray()
 
     @cached_property
     def has_features(self) -> np.ndarray:

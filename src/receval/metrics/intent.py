@@ -138,11 +138,21 @@ def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_
     """p(f|u) for (user row, feature) pairs: each train and test row of the user adds 1 to every
     feature of its item; uniform over all features when the user's rows carry none.
 
-    The counts are integers, so counting the (row, feature) pairs in a dense ``B × F`` table (narrow
-    feature spaces) and the sparse product (wide ones) give the same values.
+    The counts are integers, so the product with a dense presence table (narrow feature spaces),
+    counting the (row, feature) pairs in a dense ``B × F`` table (wider ones) and the sparse product
+    (the widest) give the same values.
     """
     b = batch.size
-    if b * n_features <= DENSE_COUNTS_MAX:
+    dense = batch.ctx.presence_dense
+    if dense is not None:
+        # each row's counts: its train and test items' presence rows summed, one sparse × dense
+        # product each (integers, so exact in any order)
+        profile, test = batch.profile.copy(), batch.test.copy()
+        profile.data, test.data = np.ones_like(profile.data), np.ones_like(test.data)
+        cells = (profile @ dense + test @ dense).ravel()
+        totals = cells.reshape(b, n_features).sum(axis=1)
+        values = cells[users.astype(np.int64) * n_features + feats] if len(users) else np.zeros(0)
+    elif b * n_features <= DENSE_COUNTS_MAX:
         profile, test = batch.profile, batch.test
         rows = np.concatenate([np.repeat(np.arange(b), np.diff(profile.indptr)),
                                np.repeat(np.arange(b), np.diff(test.indptr))])
