@@ -104,14 +104,15 @@ class Relevance:
             return relevant.astype(np.float64)
         if self.kind == "background":
             return np.where(judged, relevant.astype(np.float64), self.background)
-        rr = np.where(judged, r, 0.0)
+        # the powers only where they are kept: a list is mostly unjudged items
+        out = np.zeros_like(r)
         if self.kind == "graded":
-            g = np.maximum(0.0, rr - tau)
-            return np.where(judged, (np.exp2(g) - 1.0) / np.exp2(scale.g_max), 0.0)
-        if self.kind == "ndcg":
-            return np.where(relevant, np.exp2(rr - tau + 1.0) - 1.0, 0.0)
-        # err
-        return np.where(relevant, (np.exp2(rr) - 1.0) / np.exp2(scale.r_max), 0.0)
+            out[judged] = (np.exp2(np.maximum(0.0, r[judged] - tau)) - 1.0) / np.exp2(scale.g_max)
+        elif self.kind == "ndcg":
+            out[relevant] = np.exp2(r[relevant] - tau + 1.0) - 1.0
+        else:  # err
+            out[relevant] = (np.exp2(r[relevant]) - 1.0) / np.exp2(scale.r_max)
+        return out
 
     def is_relevant(self, ratings: np.ndarray) -> np.ndarray:
         """RankSys ``isRelevant``: r ≥ τ for the test-based models, True for ``none``."""
