@@ -447,27 +447,31 @@ def evaluate_shard(
 
     batch_size = config.batch_size or _auto_batch_size(kmax)
     done = 0
-    def per_user_values(sel: np.ndarray) -> tuple[Batch, dict[str, np.ndarray]]:
-        # the batch is built in the worker too: the main thread only hands out selections and
-        # accumulates, so it does not hold a core the kernels need
+    def per_user_values(sel: np.ndarray):
+        # the batch is built, and its values placed, in the worker too: the consuming thread only
+        # hands out selections and accumulates in order, so it does not hold a core (nor the GIL)
+        # the kernels need. Batches hold disjoint users, so their writes into `values` never meet.
         batch = make_batch(ctx, lists, sel, kmax)
         results: dict[str, np.ndarray] = {}
         for kernel, kernel_specs in by_kernel.items():
             results.update(kernel(batch, kernel_specs, config))
-        return batch, results
-
-    selections = batch_selections(eligible, batch_size)
-    for _, (batch, results) in _in_threads(per_user_values, selections, config.threads):
         where = np.searchsorted(eval_rows, batch.rows)
         for key, arr in results.items():
             values[key][where] = arr
-        exposure_acc.add(batch)
+        tallies = {}
         for n in cutoffs:
             k_u = batch.lengths_at(n)
-            counts[f"lists@{n}"] += float((k_u > 0).sum())
-            counts[f"positions@{n}"] += float(k_u.sum())
-            counts[f"dq_short@{n}"] += float(((batch.lengths > 0) & (batch.lengths < n)).sum())
-        done += batch.size
+            tallies[f"lists@{n}"] = float((k_u > 0).sum())
+            tallies[f"positions@{n}"] = float(k_u.sum())
+            tallies[f"dq_short@{n}"] = float(((batch.lengths > 0) & (batch.lengths < n)).sum())
+        return batch.size, exposure_acc.prepare(batch), tallies
+
+    selections = batch_selections(eligible, batch_size)
+    for _, (size, exposure_part, tallies) in _in_threads(per_user_values, selections, config.threads):
+        exposure_acc.add(exposure_part)
+        for key, tally in tallies.items():
+            counts[key] += tally
+        done += size
         if progress is not None:
             progress(done, len(eligible))
 

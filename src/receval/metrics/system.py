@@ -46,17 +46,26 @@ class ExposureAccumulator:
         self.counts = {n: np.zeros(n_items * (n + 1)) for n in cutoffs}
         self.sums = {(n, r.key): np.zeros(n_items * (n + 1)) for n in cutoffs for r in relevances}
 
-    def add(self, batch) -> None:
+    def prepare(self, batch) -> list[tuple[int, np.ndarray, list[np.ndarray]]]:
+        """A batch's (cutoff, slots, gains per relevance model): the part of :meth:`add` that
+        needs no order, so that the engine's worker threads take it off the consuming thread."""
+        out = []
         for n in self.cutoffs:
             k_u = batch.lengths_at(n)
             valid = batch.valid[:, :n]
             items = batch.idx[:, :n][valid]
             slot = items * (n + 1) + np.broadcast_to(k_u[:, None], valid.shape)[valid]
+            out.append((n, slot, [batch.gains(r)[:, :n][valid] for r in self.relevances]))
+        return out
+
+    def add(self, prepared: list[tuple[int, np.ndarray, list[np.ndarray]]]) -> None:
+        """Accumulate a batch's :meth:`prepare` (in batch order: float sums depend on the order)."""
+        for n, slot, gains in prepared:
             # np.add.at touches only this batch's slots (a full-size bincount would sweep
             # n_items × (n + 1) cells per batch: most of the time at 50k items)
             np.add.at(self.counts[n], slot, 1.0)
-            for r in self.relevances:
-                np.add.at(self.sums[(n, r.key)], slot, batch.gains(r)[:, :n][valid])
+            for r, g in zip(self.relevances, gains):
+                np.add.at(self.sums[(n, r.key)], slot, g)
 
     def frame(self, items: pd.Index, flags: dict[str, np.ndarray]) -> pd.DataFrame:
         parts = []
