@@ -241,10 +241,11 @@ class ExpDiscount(Discount):
         if not 0.0 < base <= 1.0:
             raise ConfigError(f"the exp discount base must be in (0, 1], got {format_number(base)}")
         self.base = base
+        self._name = f"exp({format_number(base)})"  # once: batches hash the model for their caches
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"exp({format_number(self.base)})"
+        return self._name
 
     @property
     def key(self) -> str:

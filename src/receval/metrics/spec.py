@@ -7,6 +7,7 @@ per-user column, so that no two differently defined values ever share a name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -79,8 +80,8 @@ class MetricSpec:
     def definition(self) -> registry.MetricDefinition:
         return registry.get(self.metric)
 
-    @property
-    def key(self) -> str:
+    @cached_property
+    def key(self) -> str:  # once per spec: every batch of every kernel asks for it
         return format_key(self.metric, self.relevance.key, self.discount.key, self.cutoff)
 
     @property
