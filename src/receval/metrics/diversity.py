@@ -102,7 +102,8 @@ def _pair_block(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
 # the GEMM of a discount always has the same shape: BLAS then takes the same path for every column
 # (a user's value never depends on the batch size, the thread count or the user's place in the
 # chunk, which a GEMM over a ragged tail would not guarantee). 512 users keep a chunk's arrays
-# (K × 512 × (F+1) doubles) within a few MiB.
+# (K × 512 × (F+1) doubles) within a few MiB. (numpy's wheels bring OpenBLAS; a numpy built on
+# MKL may pick kernels by memory alignment, which MKL_CBWR=COMPATIBLE turns off.)
 BILINEAR_CHUNK = 512
 
 
