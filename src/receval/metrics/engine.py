@@ -32,7 +32,7 @@ from receval._version import __version__
 from receval.errors import ConfigError, InputError
 from receval.metrics import system
 from receval.data.schema import all_integer_ids, harmonise_id_types, output_ids
-from receval.metrics.batch import Batch, EvaluationContext, ListIndex, batch_selections, make_batch
+from receval.metrics.batch import EvaluationContext, ListIndex, batch_selections, make_batch
 from receval.metrics.exact import exact_sum
 from receval.metrics.models import ExpDiscount, Relevance
 from receval.metrics.options import EvaluationOptions, option_error
