@@ -17,6 +17,7 @@ users), with the figures as JSON lines.
     python benchmarks/bench_evaluate.py --users 100000 --items 20000 --k 50
     python benchmarks/bench_evaluate.py --users 1000000 --items 50000 --k 50
     python benchmarks/bench_evaluate.py --users 1000000 --items 50000 --k 50 --only process   # (1) alone
+    python benchmarks/bench_evaluate.py --users 1000000 --items 50000 --k 50 --profile 25     # where (1)'s time goes
 """
 
 from __future__ import annotations
@@ -54,10 +55,7 @@ def _paths(data: Path) -> dict[str, Path]:
 
 def process_pass(data: Path, k: int, out: Path) -> dict:
     """`receval evaluate` as a user runs it, timed from outside (wait4 gives CPU and peak RSS)."""
-    p = _paths(data)
-    cmd = [sys.executable, "-m", "receval", "evaluate", "--train", str(p["train"]), "--test", str(p["test"]),
-           "--recs", str(p["recs"]), "--features", str(p["features"]), "--cutoff", str(k),
-           "--threads", str(THREADS), "--format", "json", "--out", str(out)]
+    cmd = _evaluate_command(data, k, out)
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
@@ -98,6 +96,38 @@ def engine_pass(data: Path, k: int) -> dict:
     return _timed(f"receval report alone: engine + summary on frames read ({THREADS} threads)", state.n_users,
                   records, elapsed, read_seconds=round(t_read, 2),
                   peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def _evaluate_command(data: Path, k: int, out: Path) -> list[str]:
+    p = _paths(data)
+    return [sys.executable, "-m", "receval", "evaluate", "--train", str(p["train"]), "--test", str(p["test"]),
+            "--recs", str(p["recs"]), "--features", str(p["features"]), "--cutoff", str(k),
+            "--threads", str(THREADS), "--format", "json", "--out", str(out)]
+
+
+def profile_pass(data: Path, k: int, out: Path, top: int) -> None:
+    """Where (1)'s time goes: py-spy samples of every thread of the process, summed by the innermost
+    receval line (or the innermost frame, outside receval), the heaviest ``top`` printed with their
+    share. Samples are not CPU: a thread blocked in a wait py-spy cannot tell from work (the GIL,
+    a queue) is counted too, so read the worker threads' receval lines for the kernels."""
+    import collections
+
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        raw = Path(tmp) / "samples.txt"
+        subprocess.run(["py-spy", "record", "--format", "raw", "--threads", "--rate", "100", "--output", str(raw),
+                        "--", *_evaluate_command(data, k, out)], check=True, capture_output=True)
+        weights: collections.Counter = collections.Counter()
+        for line in raw.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = stack.split(";")
+            ours = [f for f in frames if "receval/" in f]
+            thread = "worker" if "ThreadPoolExecutor" in frames[0] else "main"
+            where = ours[-1].split("receval/", 1)[-1].rstrip(")") if ours else frames[-1]
+            weights[(thread, where)] += int(count)
+    total = sum(weights.values())
+    print(f"{total / 100:.1f} s of samples over all threads (py-spy, 100 Hz)")
+    for (thread, where), n in weights.most_common(top):
+        print(f"{100 * n / total:5.1f} %  {n / 100:6.2f} s  {thread:6s}  {where}")
 
 
 # ------------------------------------------------------------------------------ 3. the yardstick
@@ -248,6 +278,9 @@ def main() -> None:
     ap.add_argument("--check", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--only", choices=["process"], default=None,
                     help="run only the receval evaluate process (its wall time, CPU and peak RSS)")
+    ap.add_argument("--profile", type=int, metavar="TOP", default=None,
+                    help="profile the receval evaluate process with py-spy (the test extras install it) and print "
+                         "its TOP heaviest lines instead of timing")
     args = ap.parse_args()
     data = args.data or Path(f"/tmp/receval-bench-{args.users}-{args.items}-{args.k}")
     if args.child == "engine":
@@ -261,6 +294,9 @@ def main() -> None:
                         str(args.items), "--k", str(args.k), "--out", str(data)], check=True)
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         out = Path(tmp) / "results"
+        if args.profile is not None:
+            profile_pass(data, args.k, out, args.profile)
+            return
         process = process_pass(data, args.k, out)
         if args.only == "process":
             print(json.dumps(process))
