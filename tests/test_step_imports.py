@@ -26,12 +26,14 @@ NOT_FOR_A_STEP_RUN = ("rich",)
 PREPARE_ONLY = ("receval.data.loaders", "receval.data.split", "receval.data.synthetic", "receval.pipeline.inputs")
 EVALUATE_ONLY = ("receval.metrics.engine", "receval.metrics.batch", "receval.metrics.registry")
 
-# run the CLI as ``python -m receval`` does, then print the modules it imported; receval ends its own
-# process (without the interpreter's teardown), so they are printed by an atexit handler, which runs
+# run the CLI as ``python -m receval`` does, then print the modules it imported and the collector's
+# state; receval ends its own process (without the interpreter's teardown), so they are printed by an
+# atexit handler, which runs
 _PROBE = """
-import atexit, json, runpy, sys
+import atexit, gc, json, runpy, sys
 sys.argv = ["receval", *json.loads(sys.argv[1])]
-atexit.register(lambda: print(json.dumps({"modules": sorted(sys.modules)})))
+atexit.register(lambda: print(json.dumps({"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(),
+                                          "frozen": gc.get_freeze_count(), "scanned": len(gc.get_objects())})))
 runpy.run_module("receval", run_name="__main__", alter_sys=True)
 """
 
@@ -42,11 +44,16 @@ def imported_by(*argv: str) -> set[str]:
 
 
 def modules_of(*argv: str) -> set[str]:
+    return set(exit_state_of(*argv)["modules"])
+
+
+def exit_state_of(*argv: str) -> dict:
+    """What a ``receval ARGV`` process held when it ended: its modules and the collector's state."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(argv))], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1])["modules"])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict", "prepare", "train", "aggregate"])
@@ -77,3 +84,18 @@ def test_predict_and_evaluate_steps_on_a_local_store_import_no_cluster_plot_or_s
     # predict scores with the model: the metrics engine is the evaluate step's
     assert not predict & set(EVALUATE_ONLY), sorted(predict & set(EVALUATE_ONLY))
     assert set(EVALUATE_ONLY) <= evaluate  # the probe does see what the evaluate step imports
+
+
+def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects(tmp_path):
+    # the start-up's objects (numpy, pandas, SciPy, pyarrow, the configuration models) are frozen, so
+    # no collection scans them again; the collector is on for what the step allocates
+    from receval.storage.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    prepared(store, "r", algorithms=["pop"], shards=2)
+    steps.train_step(store, "r", "pop")
+    steps.predict_step(store, "r", "pop", Shard(0, 2))
+    state = exit_state_of("evaluate", "--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "0/2")
+    assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(0, 2)))  # the step did its work
+    assert state["gc_enabled"]
+    assert state["frozen"] > state["scanned"], (state["frozen"], state["scanned"])

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from receval.cli._common import (
-    console, err_console, evaluation_option, flag, int_list, metric_option, progress_bar, speaks_flags, split_list,
+    console, err_console, evaluation_option, flag, heavy_imports, int_list, metric_option, progress_bar, speaks_flags,
+    split_list,
 )
 
 _REQUIRED = "Required (unless pipeline mode)"
@@ -94,14 +95,27 @@ def evaluate(
     force: bool = flag("Pipeline mode: recompute a finished shard.", "--force", rich_help_panel="Pipeline step"),
 ) -> None:
     from receval.errors import ConfigError
-    from receval.metrics.sharding import Shard
+
+    with heavy_imports():
+        from receval.metrics.sharding import Shard
+
+        if store is not None:  # the step's own lazy imports too (the engine, the partial-state encoding)
+            from receval.metrics import engine  # noqa: F401
+            from receval.pipeline import evaluation  # noqa: F401
+            from receval.pipeline import steps
+        else:
+            from receval.data import schema
+            from receval.data.formats import layout_from_options
+            from receval.metrics import options as evaluation_options
+            from receval.metrics.engine import EvaluationConfig, evaluate as run_engine
+            from receval.metrics.spec import parse_specs
+            from receval.pipeline.evaluation import write_partial, write_results
+            from receval.storage import open_store
 
     shard_obj = Shard.parse(shard) if shard is not None else None
     if store is not None:
         if run_id is None or algorithm is None or shard_obj is None:
             raise ConfigError("pipeline mode needs --store, --run-id, --algorithm and --shard I/N")
-        from receval.pipeline import steps
-
         steps.evaluate_step(store, run_id, algorithm, shard_obj, force=force)
         return
     for flag, value in (("--train", train), ("--test", test), ("--recs", recs), ("--out", out)):
@@ -109,13 +123,6 @@ def evaluate(
             raise ConfigError(f"{flag} is required (or use pipeline mode: --store, --run-id, --algorithm, --shard)")
     if output_format not in ("table", "json"):
         raise ConfigError(f"--format {output_format!r}: choose table or json")
-
-    from receval.data import schema
-    from receval.metrics.engine import EvaluationConfig, evaluate as run_engine
-    from receval.metrics import options as evaluation_options
-    from receval.metrics.spec import parse_specs
-    from receval.pipeline.evaluation import write_partial, write_results
-    from receval.storage import open_store
 
     # the rules of the API and the configuration file; speaks_flags names the flag of a bad value
     options = evaluation_options.check(
@@ -136,8 +143,6 @@ def evaluate(
 
     config = EvaluationConfig(**options.options(), specs=specs, threads=threads or os.cpu_count() or 1)
     # Read and validate everything before touching the output folder.
-    from receval.data.formats import layout_from_options
-
     layout = layout_from_options(
         columns, user_col=user_col, item_col=item_col, rating_col=rating_col, score_col=score_col, rank_col=rank_col,
         input_format=input_format, no_header=no_header, report=lambda line: err_console.print(f"input: {line}", soft_wrap=True, markup=False),
