@@ -99,3 +99,33 @@ def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects(tmp_pat
     assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(0, 2)))  # the step did its work
     assert state["gc_enabled"]
     assert state["frozen"] > state["scanned"], (state["frozen"], state["scanned"])
+    # numpy's Fortran wrapper generator and test helpers, which SciPy's import touches, were not run
+    assert not set(state["modules"]) & {"numpy.f2py.crackfortran", "numpy.testing._private.utils"}
+
+
+# a fresh interpreter: whether numpy.testing was imported before is the point
+_FIRST_USE = """
+import gc, sys
+from receval.cli._startup import NUMPY_ON_FIRST_USE, heavy_imports
+gc.disable()
+with heavy_imports():
+    import scipy.sparse
+assert not gc.isenabled()  # the collector is left as it was found
+gc.enable()
+with heavy_imports():
+    pass
+assert gc.isenabled()
+print(sorted(NUMPY_ON_FIRST_USE), "numpy.f2py.crackfortran" in sys.modules, "numpy.testing._private.utils" in sys.modules)
+from numpy.testing import assert_array_equal
+import numpy as np
+assert_array_equal(scipy.sparse.csr_matrix(np.eye(2)).toarray(), np.eye(2))
+import numpy.f2py
+print(numpy.f2py.get_include() == np.f2py.get_include(), "numpy.f2py.crackfortran" in sys.modules)
+"""
+
+
+def test_the_numpy_modules_left_for_first_use_load_when_used():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", _FIRST_USE], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["['numpy.f2py', 'numpy.testing'] False False", "True True"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import logging
 import os
 import re
@@ -46,27 +45,6 @@ class _ConsoleOnFirstUse:
 
 console: Any = _ConsoleOnFirstUse(highlight=False)
 err_console: Any = _ConsoleOnFirstUse(stderr=True, highlight=False)
-
-
-@contextlib.contextmanager
-def heavy_imports() -> Iterator[None]:
-    """Import a computing command's libraries without the cyclic garbage collector, then freeze them.
-
-    numpy, pandas, SciPy and pyarrow allocate hundreds of thousands of objects while they are
-    imported, all of them alive until the process ends. The collector scanned them some 240 times
-    meanwhile and once more in full after the engine ran: 0.13 s of CPU of an evaluate pod, paid
-    again by each of N pods. Frozen (:func:`gc.freeze` moves them out of the generations the
-    collector scans), they are never scanned again; what the command allocates afterwards is
-    collected as usual.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 # ------------------------------------------------------------------------------------------------ vocabulary

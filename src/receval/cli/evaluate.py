@@ -9,9 +9,9 @@ from typing import Optional
 import typer
 
 from receval.cli._common import (
-    console, err_console, evaluation_option, flag, heavy_imports, int_list, metric_option, progress_bar, speaks_flags,
-    split_list,
+    console, err_console, evaluation_option, flag, int_list, metric_option, progress_bar, speaks_flags, split_list,
 )
+from receval.cli._startup import heavy_imports
 
 _REQUIRED = "Required (unless pipeline mode)"
 _FORMATS = "Input formats"
