@@ -199,10 +199,13 @@ class EvaluationContext:
         feat_m = None
         feature_names = None
         if features is not None and len(features):
-            feature_names = pd.Index(pd.unique(features["feature"]))
+            # one pass over the names, in order of first appearance (= pd.unique's order): looking
+            # each of them up again in the distinct names cost 8 ms of every shard pod (75k text rows)
+            feature_codes, distinct_names = pd.factorize(features["feature"], use_na_sentinel=False)
+            feature_names = pd.Index(distinct_names)
             feat_m = _csr(
                 items.get_indexer(features["item"]),
-                feature_names.get_indexer(features["feature"]),
+                feature_codes,
                 features["weight"].to_numpy(np.float64),
                 (n_items, len(feature_names)),
             )
