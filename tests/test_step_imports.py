@@ -32,8 +32,11 @@ EVALUATE_ONLY = ("receval.metrics.engine", "receval.metrics.batch", "receval.met
 _PROBE = """
 import atexit, gc, json, runpy, sys
 sys.argv = ["receval", *json.loads(sys.argv[1])]
-atexit.register(lambda: print(json.dumps({"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(),
-                                          "frozen": gc.get_freeze_count(), "scanned": len(gc.get_objects())})))
+def state():
+    blas = [p["num_threads"] for p in __import__("threadpoolctl").threadpool_info() if p["user_api"] == "blas"]
+    return {"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+            "scanned": len(gc.get_objects()), "blas_threads": blas}
+atexit.register(lambda: print(json.dumps(state())))
 runpy.run_module("receval", run_name="__main__", alter_sys=True)
 """
 
@@ -47,9 +50,10 @@ def modules_of(*argv: str) -> set[str]:
     return set(exit_state_of(*argv)["modules"])
 
 
-def exit_state_of(*argv: str) -> dict:
-    """What a ``receval ARGV`` process held when it ended: its modules and the collector's state."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+def exit_state_of(*argv: str, env: dict[str, str] | None = None) -> dict:
+    """What a ``receval ARGV`` process held when it ended: its modules, the collector's state and
+    the thread counts of its BLAS libraries."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(argv))], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -86,7 +90,7 @@ def test_predict_and_evaluate_steps_on_a_local_store_import_no_cluster_plot_or_s
     assert set(EVALUATE_ONLY) <= evaluate  # the probe does see what the evaluate step imports
 
 
-def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects(tmp_path):
+def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects_and_starts_one_blas_thread(tmp_path):
     # the start-up's objects (numpy, pandas, SciPy, pyarrow, the configuration models) are frozen, so
     # no collection scans them again; the collector is on for what the step allocates
     from receval.storage.local import LocalStore
@@ -95,8 +99,11 @@ def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects(tmp_pat
     prepared(store, "r", algorithms=["pop"], shards=2)
     steps.train_step(store, "r", "pop")
     steps.predict_step(store, "r", "pop", Shard(0, 2))
-    state = exit_state_of("evaluate", "--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "0/2")
+    # two BLAS threads asked for: the engine would hold them to one anyway, so none is started
+    state = exit_state_of("evaluate", "--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "0/2",
+                          env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(0, 2)))  # the step did its work
+    assert state["blas_threads"] and set(state["blas_threads"]) == {1}, state["blas_threads"]
     assert state["gc_enabled"]
     assert state["frozen"] > state["scanned"], (state["frozen"], state["scanned"])
     # numpy's Fortran wrapper generator and test helpers, which SciPy's import touches, were not run
@@ -129,3 +136,11 @@ def test_the_numpy_modules_left_for_first_use_load_when_used():
     done = subprocess.run([sys.executable, "-c", _FIRST_USE], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["['numpy.f2py', 'numpy.testing'] False False", "True True"]
+
+
+def test_one_blas_thread_leaves_a_process_whose_numpy_is_loaded_as_it_is(monkeypatch):
+    from receval.cli._startup import one_blas_thread
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    one_blas_thread()  # numpy is loaded here: the setting could not matter, so it is not changed
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 
@@ -17,6 +18,22 @@ from collections.abc import Iterator
 # costly ones and no receval command uses them: the Fortran wrapper generator (it compiles hundreds
 # of regular expressions and loads charset_normalizer) and the test helpers (unittest).
 NUMPY_ON_FIRST_USE = ("numpy.f2py", "numpy.testing")
+
+
+def one_blas_thread() -> None:
+    """Start numpy's and SciPy's BLAS with one thread, when they are not loaded yet.
+
+    For a command whose numeric work is the metrics engine's, which holds BLAS to one thread while
+    it computes (its own threads use the cores): a pool started at import has nothing to do but
+    OpenBLAS's idle threads spin, 0.07-0.1 s of CPU of every process on a machine of two cores or
+    more. Set in spite of values given in the environment, which the engine overrides anyway.
+    """
+    if "numpy" in sys.modules:  # too late to matter; and a caller's environment is not ours to change
+        return
+    from receval.metrics import BLAS_THREAD_VARIABLES
+
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ[name] = "1"
 
 
 @contextlib.contextmanager

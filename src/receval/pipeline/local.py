@@ -27,7 +27,7 @@ from receval.errors import ConfigError
 from receval.metrics.sharding import Shard
 from receval.pipeline.ownership import RunOwnedError
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from receval.metrics import BLAS_THREAD_VARIABLES as _THREAD_VARIABLES
 
 
 @dataclass(frozen=True)
