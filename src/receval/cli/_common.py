@@ -46,7 +46,6 @@ class _ConsoleOnFirstUse:
 console: Any = _ConsoleOnFirstUse(highlight=False)
 err_console: Any = _ConsoleOnFirstUse(stderr=True, highlight=False)
 
-
 # ------------------------------------------------------------------------------------------------ vocabulary
 
 # Spellings of receval <= 0.x that still work for one release; they are rewritten before parsing, so they
