@@ -10,7 +10,7 @@ import pytest
 
 from receval.data.synthetic import synthetic_dataset
 from receval.metrics import diversity
-from receval.metrics.batch import EvaluationContext, ListIndex, iter_batches
+from receval.metrics.batch import EvaluationContext, ListIndex, batch_selections, make_batch
 from receval.metrics.engine import EvaluationConfig, evaluate
 from receval.metrics.models import Discount, ExpDiscount, LogDiscount, NoDiscount, ReciprocalDiscount, Relevance
 from receval.metrics.spec import MetricSpec
@@ -78,7 +78,8 @@ def test_bilinear_eild_equals_the_pair_block_eild(frames):
     lists = ListIndex.of(recs, ctx)
     specs = _specs()
     groups: dict = {}
-    for batch in iter_batches(ctx, lists, np.flatnonzero(lists.rows >= 0), 12, 64):
+    for selection in batch_selections(np.flatnonzero(lists.rows >= 0), 64):
+        batch = make_batch(ctx, lists, selection, 12)
         for spec in specs:
             groups.setdefault((min(spec.cutoff, batch.k), spec.discount), []).append(spec)
         fast = diversity._bilinear(batch, groups)

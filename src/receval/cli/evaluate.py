@@ -200,7 +200,7 @@ def _read_inputs(train: str, test: str, recs: str, features: str | None, layout)
         except Exception as error:  # reported after the lists', as if read after them
             features_error = error
         if features_error is None and len(test_df) and schema.all_integer_ids(train_df, test_df, features_df):
-            statistics = GlobalStatistics.of(train_df, test_df, features_df if features_df is not None and len(features_df) else None)
+            statistics = GlobalStatistics.of(train_df, test_df, features_df)
         recs_df = recs_read.result()
     for line in recs_notes + features_notes:
         layout.report(line)

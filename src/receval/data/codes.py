@@ -318,11 +318,29 @@ def distinct_sorted(values) -> np.ndarray:
     else ``pd.unique`` and a sort (the order of ``pd.Index.sort_values``). Only the first value of
     each run of equal neighbours is counted, so a column grouped by id (lists, and train and test
     as most exports write them) costs one comparison pass and the counting of its runs."""
+    return _distinct(values, ordered=True)
+
+
+def distinct_count(values) -> int:
+    """How many distinct values an id column holds (``nunique``), counted like :func:`distinct_sorted`."""
+    return len(_distinct(values, ordered=False))
+
+
+def _distinct(values, ordered: bool) -> np.ndarray:
     values = _run_heads(values)
     counted = integer_counts(values)
     if counted is not None:
         return counted[0]
-    return pd.Index(pd.unique(values)).sort_values().to_numpy()
+    unique = pd.unique(values)
+    return pd.Index(unique).sort_values().to_numpy() if ordered else unique
+
+
+def union_sorted(parts: list) -> pd.Index:
+    """The distinct values of several id columns, sorted: each part's distinct values first
+    (:func:`distinct_sorted`), so that no column of millions of ids is copied into one
+    concatenated column."""
+    distinct = [pd.Series(distinct_sorted(part)) for part in parts]
+    return pd.Index(pd.unique(pd.concat(distinct, ignore_index=True))).sort_values()
 
 
 def _run_heads(values):
@@ -339,12 +357,3 @@ def _run_heads(values):
         if len(heads[-1]) > len(later) // 2:  # not grouped: known after one piece
             return values
     return np.concatenate(heads)
-
-
-def distinct_count(values) -> int:
-    """How many distinct values an id column holds (``nunique``), counted like :func:`distinct_sorted`."""
-    values = _run_heads(values)
-    counted = integer_counts(values)
-    if counted is not None:
-        return len(counted[0])
-    return len(pd.unique(values)) if len(values) else 0

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.data.codes import dense_range, distinct_sorted, non_decreasing
+from receval.data.codes import dense_range, distinct_sorted, non_decreasing, union_sorted
 from receval.metrics.distance import ItemDistance
 from receval.metrics.models import Relevance, RelevanceScale
 from receval.metrics.statistics import GlobalStatistics
@@ -109,14 +109,6 @@ class Positions:
         return np.where(ids[at] == v, at, -1).astype(dtype, copy=False)
 
 
-def _union_sorted(parts: list) -> pd.Index:
-    """The distinct values of ``parts`` (id columns), sorted: each part's distinct values first, so
-    that the 50M recommended items are never copied into one concatenated column (and integer ids
-    are counted, not hashed: :func:`~receval.data.codes.distinct_sorted`)."""
-    distinct = [pd.Series(distinct_sorted(part)) for part in parts]
-    return pd.Index(pd.unique(pd.concat(distinct, ignore_index=True))).sort_values()
-
-
 @dataclass
 class EvaluationContext:
     """An evaluation's index and matrices: the global statistics over the evaluated users' rows.
@@ -167,7 +159,7 @@ class EvaluationContext:
         item_parts = [pd.Series(statistics.items), train["item"], test["item"], recs["item"]]
         if features is not None:
             item_parts.append(features["item"])
-        items = _union_sorted(item_parts)
+        items = union_sorted(item_parts)
         test_users = pd.Index(distinct_sorted(test["user"]))
         n_items, n_users = len(items), len(test_users)
 
@@ -436,9 +428,3 @@ def batch_selections(which: np.ndarray, batch_size: int):
     """The lists ``which`` in blocks of ``batch_size``: what :func:`make_batch` takes."""
     for s in range(0, len(which), batch_size):
         yield which[s : s + batch_size]
-
-
-def iter_batches(ctx: EvaluationContext, lists: ListIndex, which: np.ndarray, k: int, batch_size: int):
-    """Yield :class:`Batch` objects over the lists ``which`` (indices into ``lists``), truncated at k."""
-    for sel in batch_selections(which, batch_size):
-        yield make_batch(ctx, lists, sel, k)

@@ -127,14 +127,15 @@ def _bilinear(batch: Batch, groups: dict) -> dict[str, np.ndarray]:
     # A relevance model with zero gain off the relevant items only needs the pairs of hits
     rels_of = {key: [r for r in rels if not _zero_off_hits(r)] for key, rels in all_rels.items()}
     padded = -(-b // BILINEAR_CHUNK) * BILINEAR_CHUNK
-    idx = np.full((kmax, padded), -1, dtype=batch.idx.dtype)  # K × users, −1 = no item: the zero row
-    idx[:, :b] = batch.idx[:, :kmax].T
-    gains = {}
-    for rels in rels_of.values():
-        for r in rels:
-            if r not in gains:
-                gains[r] = np.zeros((kmax, padded))
-                gains[r][:, :b] = batch.gains(r)[:, :kmax].T
+
+    def positions_first(values: np.ndarray, fill) -> np.ndarray:  # K × users, padded users hold `fill`
+        out = np.full((kmax, padded), fill, dtype=values.dtype)
+        out[:, :b] = values[:, :kmax].T
+        return out
+
+    idx = positions_first(batch.idx, -1)  # −1 = no item: the zero row
+    scaled = dict.fromkeys(r for rels in rels_of.values() for r in rels)  # each model once
+    gains = {r: positions_first(batch.gains(r), 0.0) for r in scaled}
     num = {key: np.empty((len(rels), padded)) for key, rels in rels_of.items()}
     relative = {}
     for s in range(0, padded, BILINEAR_CHUNK) if any(rels_of.values()) else ():

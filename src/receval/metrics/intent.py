@@ -147,8 +147,7 @@ def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_
     if dense is not None:
         # each row's counts: its train and test items' presence rows summed, one sparse × dense
         # product each (integers, so exact in any order)
-        profile, test = batch.profile.copy(), batch.test.copy()
-        profile.data, test.data = np.ones_like(profile.data), np.ones_like(test.data)
+        profile, test = _unweighted(batch.profile), _unweighted(batch.test)
         cells = (profile @ dense + test @ dense).ravel()
         totals = cells.reshape(b, n_features).sum(axis=1)
         values = cells[users.astype(np.int64) * n_features + feats] if len(users) else np.zeros(0)
@@ -161,15 +160,16 @@ def _intent_probabilities(batch: Batch, users: np.ndarray, feats: np.ndarray, n_
         totals = cells.reshape(b, n_features).sum(axis=1)
         values = cells[users.astype(np.int64) * n_features + feats] if len(users) else np.zeros(0)
     else:
-        profile = batch.profile.copy()
-        profile.data = np.ones_like(profile.data)
-        test = batch.test.copy()
-        test.data = np.ones_like(test.data)
-        counts = ((profile + test) @ batch.ctx.presence).tocsr()
+        counts = ((_unweighted(batch.profile) + _unweighted(batch.test)) @ batch.ctx.presence).tocsr()
         totals = np.asarray(counts.sum(axis=1)).ravel()
         values = np.asarray(counts[users, feats]).ravel() if len(users) else np.zeros(0)
     t = totals[users]
     return np.divide(values, t, out=np.full(len(users), 1.0 / max(n_features, 1)), where=t > 0)
+
+
+def _unweighted(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """``rows`` with every stored value 1: each train or test row counts once, whatever its rating."""
+    return sp.csr_matrix((np.ones_like(rows.data), rows.indices, rows.indptr), shape=rows.shape)
 
 
 def _alpha_ideal_cumulative(batch: Batch, presence: sp.csr_matrix, alpha: float, logd: np.ndarray, n: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from receval.data.codes import distinct_count, distinct_sorted, integer_counts
+from receval.data.codes import distinct_count, integer_counts, union_sorted
 
 _MASK64 = (1 << 64) - 1
 
@@ -132,12 +132,15 @@ class GlobalStatistics:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        has_features = features is not None and len(features) > 0
+        if features is not None and len(features) > 0:
+            features = features[["item", "feature", "weight"]]
+        else:
+            features = None
         with ThreadPoolExecutor(2) as pool:
             digests = {
                 "train": pool.submit(frame_digest, train[["user", "item", "rating"]]),
                 "test": pool.submit(frame_digest, test[["user", "item", "rating"]]),
-                "features": pool.submit(frame_digest, features[["item", "feature", "weight"]] if has_features else None),
+                "features": pool.submit(frame_digest, features),
             }
             counts = cls._counts(train, test, features)
         return cls(**counts, digest={name: future.result() for name, future in digests.items()})
@@ -150,21 +153,18 @@ class GlobalStatistics:
         else:
             train_codes, train_items = pd.factorize(train["item"], sort=False)
             train_counts = np.bincount(train_codes, minlength=len(train_items))
-        items = pd.Index(pd.unique(pd.concat([pd.Series(train_items), pd.Series(distinct_sorted(test["item"]))],
-                                             ignore_index=True)))
-        items = items.sort_values()
+        items = union_sorted([train_items, test["item"]])
         counts = np.zeros(len(items), dtype=np.float64)
         if len(train):
             counts[items.get_indexer(train_items)] = train_counts
         ratings = test["rating"].to_numpy(np.float64)
-        has_features = features is not None and len(features) > 0
         return dict(
             items=items.to_numpy(),
             train_interactions=counts,
             n_train_users=distinct_count(train["user"]),
             n_test_users=distinct_count(test["user"]),
             max_test_rating=float(ratings.max()) if len(ratings) else float("nan"),
-            features=features[["item", "feature", "weight"]].reset_index(drop=True) if has_features else None,
+            features=features.reset_index(drop=True) if features is not None else None,
         )
 
     @classmethod

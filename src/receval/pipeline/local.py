@@ -24,10 +24,9 @@ from typing import Any
 
 from receval.config import RunConfig
 from receval.errors import ConfigError
+from receval.metrics import BLAS_THREAD_VARIABLES
 from receval.metrics.sharding import Shard
 from receval.pipeline.ownership import RunOwnedError
-
-from receval.metrics import BLAS_THREAD_VARIABLES as _THREAD_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def _task(kind: str, uri: str, options: dict[str, Any], run_id: str, algorithm: 
 def _init_worker() -> None:
     # Several workers on few cores: one BLAS thread each, or they oversubscribe the CPU. Set before
     # numpy is imported in the worker (the forkserver starts clean).
-    for name in _THREAD_VARIABLES:
+    for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
 
 
