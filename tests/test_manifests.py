@@ -238,11 +238,11 @@ def _step_containers() -> list[tuple[str, dict]]:
 
 
 def test_step_pods_pin_blas_and_openmp_threads_to_their_cpu_limit():
-    from receval.pipeline.local import _THREAD_VARIABLES
+    from receval.metrics import BLAS_THREAD_VARIABLES
 
     for name, container in _step_containers():
         env = {e["name"]: e for e in container["env"]}
-        for variable in (*_THREAD_VARIABLES, "NUMBA_NUM_THREADS"):
+        for variable in (*BLAS_THREAD_VARIABLES, "NUMBA_NUM_THREADS"):
             assert env[variable]["valueFrom"] == {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}}, (name, variable)
         assert "cpu" in container["resources"]["limits"], name  # else the downward API gives the node's cores
 
