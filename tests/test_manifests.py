@@ -238,7 +238,7 @@ def _step_containers() -> list[tuple[str, dict]]:
 
 
 def test_step_pods_pin_blas_and_openmp_threads_to_their_cpu_limit():
-    from receval.metrics import BLAS_THREAD_VARIABLES
+    from receval.metrics.blas import BLAS_THREAD_VARIABLES
 
     for name, container in _step_containers():
         env = {e["name"]: e for e in container["env"]}

@@ -33,8 +33,9 @@ _PROBE = """
 import atexit, gc, json, runpy, sys
 sys.argv = ["receval", *json.loads(sys.argv[1])]
 def state():
+    modules = sorted(sys.modules)  # before the probe's own threadpoolctl
     blas = [p["num_threads"] for p in __import__("threadpoolctl").threadpool_info() if p["user_api"] == "blas"]
-    return {"modules": sorted(sys.modules), "gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+    return {"modules": modules, "gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
             "scanned": len(gc.get_objects()), "blas_threads": blas}
 atexit.register(lambda: print(json.dumps(state())))
 runpy.run_module("receval", run_name="__main__", alter_sys=True)
@@ -104,6 +105,8 @@ def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects_and_sta
                           env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert store.is_complete(layout.metrics_shard_prefix("r", "pop", Shard(0, 2)))  # the step did its work
     assert state["blas_threads"] and set(state["blas_threads"]) == {1}, state["blas_threads"]
+    # a pool started with one thread has nothing to limit: the engine does not scan the libraries for it
+    assert "threadpoolctl" not in state["modules"]
     assert state["gc_enabled"]
     assert state["frozen"] > state["scanned"], (state["frozen"], state["scanned"])
     # numpy's Fortran wrapper generator and test helpers, which SciPy's import touches, were not run
@@ -140,7 +143,24 @@ def test_the_numpy_modules_left_for_first_use_load_when_used():
 
 def test_one_blas_thread_leaves_a_process_whose_numpy_is_loaded_as_it_is(monkeypatch):
     from receval.cli._startup import one_blas_thread
+    from receval.metrics import blas
 
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     one_blas_thread()  # numpy is loaded here: the setting could not matter, so it is not changed
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+    assert not blas._started_with_one_thread
+
+
+def test_the_engine_holds_a_pool_it_did_not_start_to_one_thread_and_gives_it_back():
+    # a library caller's process (numpy loaded first, its BLAS pool sized as it was): limited inside only
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from receval.metrics import blas
+
+    def threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        with blas.one_thread():
+            assert threads() == {1}
+        assert threads() == {2}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
-import os
 import sys
 from collections.abc import Iterator
 
@@ -21,19 +20,12 @@ NUMPY_ON_FIRST_USE = ("numpy.f2py", "numpy.testing")
 
 
 def one_blas_thread() -> None:
-    """Start numpy's and SciPy's BLAS with one thread, when they are not loaded yet.
+    """Start numpy's and SciPy's BLAS with one thread, when they are not loaded yet
+    (:func:`receval.metrics.blas.start_with_one_thread`): for a command whose numeric work is the
+    metrics engine's, which would hold BLAS to one thread anyway."""
+    from receval.metrics.blas import start_with_one_thread
 
-    For a command whose numeric work is the metrics engine's, which holds BLAS to one thread while
-    it computes (its own threads use the cores): a pool started at import has nothing to do but
-    OpenBLAS's idle threads spin, 0.07-0.1 s of CPU of every process on a machine of two cores or
-    more. Set in spite of values given in the environment, which the engine overrides anyway.
-    """
-    if "numpy" in sys.modules:  # too late to matter; and a caller's environment is not ours to change
-        return
-    from receval.metrics import BLAS_THREAD_VARIABLES
-
-    for name in BLAS_THREAD_VARIABLES:
-        os.environ[name] = "1"
+    start_with_one_thread()
 
 
 @contextlib.contextmanager

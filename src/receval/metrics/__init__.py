@@ -17,13 +17,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-#: The environment variables that size the BLAS and OpenMP thread pools: read once, when numpy and
-#: SciPy load their BLAS. The engine holds BLAS to one thread while it computes
-#: (:func:`receval.metrics.engine._in_threads`); a process that sets these before numpy is imported
-#: starts no pool at all.
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib

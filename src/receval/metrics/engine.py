@@ -287,9 +287,9 @@ def _in_threads(fn: Callable, items: Iterable, threads: int):
     under them only spins (OpenBLAS's idle threads busy-wait between the bilinear EILD's GEMMs: a
     one-thread evaluation burnt 1.5× its CPU time on 2 cores, and 2 workers ran slower than one).
     """
-    from threadpoolctl import threadpool_limits
+    from receval.metrics import blas
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas.one_thread():
         yield from _in_order(fn, items, threads)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from receval.config import RunConfig
 from receval.errors import ConfigError
-from receval.metrics import BLAS_THREAD_VARIABLES
+from receval.metrics.blas import BLAS_THREAD_VARIABLES
 from receval.metrics.sharding import Shard
 from receval.pipeline.ownership import RunOwnedError
 
