@@ -4,6 +4,8 @@ states, models). Pure: no storage, no paths, so the metrics' serialisable states
 from __future__ import annotations
 
 import io
+import json
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -19,3 +21,22 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     keyed = [str(c) for c in frame.columns if not pd.api.types.is_float_dtype(frame[c].dtype)]
     frame.to_parquet(buf, index=False, use_dictionary=keyed)
     return buf.getvalue()
+
+
+def frame_of_parquet(source: bytes | BinaryIO, columns: list[str] | None = None) -> pd.DataFrame:
+    """The frame :func:`pandas.read_parquet` gives for one Parquet file (its bytes or a seekable
+    binary file), optionally only ``columns``.
+
+    ``pandas.read_parquet`` opens even one file as a dataset, which imports ``pyarrow.dataset`` and
+    plans a scan: about 10 ms of every shard pod's start-up and 2 ms of each object it reads.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source).read(
+        columns=columns, use_pandas_metadata=True)
+    attrs = (table.schema.metadata or {}).get(b"PANDAS_ATTRS")
+    frame = table.to_pandas()
+    if attrs is not None:
+        frame.attrs = json.loads(attrs)
+    return frame

@@ -16,7 +16,6 @@ removed, and the ``_SUCCESS`` marker, which says which kind the folder holds, co
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from receval._version import __version__
-from receval.data.frames import parquet_bytes
+from receval.data.frames import frame_of_parquet, parquet_bytes
 from receval.errors import InputError
 from receval.metrics.engine import PartialState, merge
 from receval.metrics.statistics import GlobalStatistics
@@ -73,8 +72,8 @@ def statistics_from_objects(objects: dict[str, bytes], source: str = "statistics
         meta = json.loads(objects["statistics.json"])
         if meta.get("format") != STATISTICS_FORMAT:
             raise InputError(f"{source}: not receval global statistics (format {meta.get('format')!r})")
-        items = pd.read_parquet(io.BytesIO(objects["item_statistics.parquet"]))
-        features = pd.read_parquet(io.BytesIO(objects["features.parquet"])) if meta["has_features"] else None
+        items = frame_of_parquet(objects["item_statistics.parquet"])
+        features = frame_of_parquet(objects["features.parquet"]) if meta["has_features"] else None
         return GlobalStatistics.from_metadata(meta, items, features)
 
 
@@ -94,8 +93,8 @@ def partial_from_objects(objects: dict[str, bytes], source: str = "partial") -> 
         meta = json.loads(objects["partial.json"])
         if meta.get("format") != PARTIAL_FORMAT:
             raise InputError(f"{source}: not a receval partial state (format {meta.get('format')!r})")
-        return PartialState.from_metadata(meta, pd.read_parquet(io.BytesIO(objects["per_user.parquet"])),
-                                          pd.read_parquet(io.BytesIO(objects["exposure.parquet"])))
+        return PartialState.from_metadata(meta, frame_of_parquet(objects["per_user.parquet"]),
+                                          frame_of_parquet(objects["exposure.parquet"]))
 
 
 def write_partial(store: Store, prefix: str, state: PartialState, extra: dict[str, Any] | None = None) -> None:

@@ -7,12 +7,12 @@ The rules (which files, which columns, one part file per (user, item)) are
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
 
 from receval.data import partitioned
+from receval.data.frames import frame_of_parquet
 from receval.errors import InputError, StoreError
 from receval.storage import Store, open_store
 
@@ -40,7 +40,7 @@ def read_part_file(store: Store, key: str, role: str) -> pd.DataFrame:
     """One part file under the ``role`` contract; errors name the file, column and row."""
     name = store.url(key)
     try:
-        frame = pd.read_parquet(io.BytesIO(store.read_bytes(key)))
+        frame = frame_of_parquet(store.read_bytes(key))
     except StoreError as exc:
         raise InputError(f"{name}: cannot be read: {exc}") from None
     except (OSError, ValueError) as exc:

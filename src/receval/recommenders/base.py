@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from receval.data.frames import parquet_bytes
+from receval.data.frames import frame_of_parquet, parquet_bytes
 from receval.errors import ConfigError, InputError, ReceValError, StoreError
 from receval.metrics.sharding import Shard, shard_of
 from receval.storage import Store, join
@@ -168,7 +168,7 @@ def _ids_bytes(ids: pd.Index) -> bytes:
 
 
 def _ids_load(data: bytes) -> pd.Index:
-    return pd.Index(pd.read_parquet(io.BytesIO(data))["id"].to_numpy())
+    return pd.Index(frame_of_parquet(data)["id"].to_numpy())
 
 
 def _user_part_name(part: Shard) -> str:

@@ -123,7 +123,9 @@ class Store(ABC):
         return io.BytesIO(self.read_bytes(key))
 
     def read_parquet(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
-        return pd.read_parquet(io.BytesIO(self.read_bytes(key)), columns=columns)
+        from receval.data.frames import frame_of_parquet
+
+        return frame_of_parquet(self.read_bytes(key), columns)
 
     def write_parquet(self, key: str, frame: pd.DataFrame) -> None:
         from receval.data.frames import parquet_bytes

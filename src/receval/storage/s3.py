@@ -542,12 +542,12 @@ class S3Store(Store):
         return io.BufferedReader(raw, buffer_size=buffer_size)
 
     def read_parquet(self, key: str, columns: list[str] | None = None):  # type: ignore[override]
-        import pyarrow.parquet as pq
+        from receval.data.frames import frame_of_parquet
 
         if columns is None:
             return super().read_parquet(key)
         with self.open_input(key) as handle:
-            return pq.ParquetFile(handle).read(columns=columns).to_pandas()
+            return frame_of_parquet(handle, columns)
 
 
 class RangedObjectReader(io.RawIOBase):
