@@ -113,6 +113,18 @@ def test_an_evaluate_step_scans_none_of_its_libraries_but_still_collects_and_sta
     assert not set(state["modules"]) & {"numpy.f2py.crackfortran", "numpy.testing._private.utils"}
 
 
+def test_a_predict_step_scans_none_of_its_libraries_but_still_collects(tmp_path):
+    from receval.storage.local import LocalStore
+
+    store = LocalStore(tmp_path)
+    prepared(store, "r", algorithms=["pop"], shards=2)
+    steps.train_step(store, "r", "pop")
+    state = exit_state_of("predict", "--store", str(tmp_path), "--run-id", "r", "--algorithm", "pop", "--shard", "1/2")
+    assert store.exists(layout.recs_done_key("r", "pop", Shard(1, 2)))  # the step did its work
+    assert state["gc_enabled"]
+    assert state["frozen"] > state["scanned"], (state["frozen"], state["scanned"])
+
+
 # a fresh interpreter: whether numpy.testing was imported before is the point
 _FIRST_USE = """
 import gc, sys

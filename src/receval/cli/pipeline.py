@@ -184,8 +184,12 @@ def predict_command(
     force: bool = flag("Predict again even if the shard is done.", "--force"),
     endpoint_url: Optional[str] = typer.Option(None, "--endpoint-url", help=ENDPOINT_HELP, show_default=ENDPOINT_DEFAULT),
 ) -> None:
-    from receval.metrics.sharding import Shard
-    from receval.pipeline import steps
+    from receval.cli._startup import heavy_imports
+
+    with heavy_imports():  # the step's own lazy imports too (the model classes)
+        from receval.metrics.sharding import Shard
+        from receval.pipeline import steps
+        from receval.recommenders import base  # noqa: F401
 
     _log_steps()
     part = Shard.parse(shard)
