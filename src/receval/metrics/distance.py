@@ -43,7 +43,6 @@ class ItemDistance:
         self.norms2 = np.asarray(self.matrix.multiply(self.matrix).sum(axis=1)).ravel()
         self.has_features = self.norms2 > 0
         self.n_features = self.matrix.shape[1]
-        self.dense = self.matrix.toarray() if self.n_features <= DENSE_MAX_FEATURES else None
         if self.kind == "cosine":
             # Scale-safe unit rows: divide each row by its largest |weight| before squaring, so
             # weights of 1e308 (whose squares overflow) or 1e-200 (whose squares underflow) give
@@ -59,7 +58,18 @@ class ItemDistance:
             inv = np.zeros_like(scaled_norms2)
             inv[self.has_features] = 1.0 / np.sqrt(scaled_norms2[self.has_features])
             self.unit = sp.csr_matrix(sp.diags(inv) @ scaled)
-            self.unit_dense = self.unit.toarray() if self.dense is not None else None
+            self.unit_dense = self.unit.toarray() if self.narrow else None
+
+    @property
+    def narrow(self) -> bool:
+        """Whether the feature space is narrow enough to be kept dense (:data:`DENSE_MAX_FEATURES`)."""
+        return self.n_features <= DENSE_MAX_FEATURES
+
+    @cached_property
+    def dense(self) -> np.ndarray | None:
+        """The weights as a dense ``items × features`` array when the space is narrow, else None:
+        Jaccard's products (cosine works on :attr:`unit_dense`), made on first use."""
+        return self.matrix.toarray() if self.narrow else None
 
     @property
     def has_unit_rows(self) -> bool:
