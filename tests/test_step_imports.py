@@ -153,12 +153,11 @@ def test_the_numpy_modules_left_for_first_use_load_when_used():
     assert done.stdout.splitlines() == ["['numpy.f2py', 'numpy.testing'] False False", "True True"]
 
 
-def test_one_blas_thread_leaves_a_process_whose_numpy_is_loaded_as_it_is(monkeypatch):
-    from receval.cli._startup import one_blas_thread
+def test_start_with_one_thread_leaves_a_process_whose_numpy_is_loaded_as_it_is(monkeypatch):
     from receval.metrics import blas
 
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
-    one_blas_thread()  # numpy is loaded here: the setting could not matter, so it is not changed
+    assert not blas.start_with_one_thread()  # numpy is loaded here: the setting could not matter, so it is not changed
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
     assert not blas._started_with_one_thread
 

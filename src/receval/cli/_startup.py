@@ -19,15 +19,6 @@ from collections.abc import Iterator
 NUMPY_ON_FIRST_USE = ("numpy.f2py", "numpy.testing")
 
 
-def one_blas_thread() -> None:
-    """Start numpy's and SciPy's BLAS with one thread, when they are not loaded yet
-    (:func:`receval.metrics.blas.start_with_one_thread`): for a command whose numeric work is the
-    metrics engine's, which would hold BLAS to one thread anyway."""
-    from receval.metrics.blas import start_with_one_thread
-
-    start_with_one_thread()
-
-
 @contextlib.contextmanager
 def heavy_imports() -> Iterator[None]:
     """Import a computing command's libraries without the cyclic garbage collector, then freeze them.

@@ -11,7 +11,7 @@ import typer
 from receval.cli._common import (
     console, err_console, evaluation_option, flag, int_list, metric_option, progress_bar, speaks_flags, split_list,
 )
-from receval.cli._startup import heavy_imports, one_blas_thread
+from receval.cli._startup import heavy_imports
 
 _REQUIRED = "Required (unless pipeline mode)"
 _FORMATS = "Input formats"
@@ -96,7 +96,9 @@ def evaluate(
 ) -> None:
     from receval.errors import ConfigError
 
-    one_blas_thread()
+    from receval.metrics.blas import start_with_one_thread
+
+    start_with_one_thread()  # the engine holds BLAS to one thread anyway: start no pool
     with heavy_imports():
         from receval.metrics.sharding import Shard
 

@@ -1,5 +1,5 @@
-"""The BLAS thread pool under the metrics engine: the engine's own threads use the cores, so BLAS
-runs one thread while it computes (:func:`receval.metrics.engine._in_threads`)."""
+"""The BLAS thread pool: the metrics engine's own threads use the cores, so BLAS runs one thread while
+it computes (:func:`receval.metrics.engine._in_threads`); so does ALS, whose products are tiny."""
 
 from __future__ import annotations
 

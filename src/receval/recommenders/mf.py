@@ -12,30 +12,18 @@ seconds on two cores) and needs nothing beyond numpy and scipy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from receval.errors import ConfigError
+from receval.metrics import blas
 from receval.recommenders.base import Recommender
 
 FEEDBACKS = ("auto", "implicit", "explicit")
 
 
-def _one_blas_thread() -> AbstractContextManager[Any]:
-    """Run BLAS single-threaded inside ALS.
-
-    Its products are tiny (factors × factors); a multi-threaded OpenBLAS spends more time
-    synchronising than computing, and on a busy or CPU-limited machine it is 10-40 times slower
-    (measured: Y^T Y for 17k × 50 took 155 ms with the default pool vs 4 ms with one thread).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it ALS is still correct, only slower on busy machines
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 _DTYPE = np.float32
 
 
@@ -190,7 +178,10 @@ class MF(Recommender):
         self._items = rng.normal(0.0, 0.01, (n_items, f)).astype(_DTYPE)
         by_item = sp.csr_matrix(ratings.T)
         by_item.sort_indices()
-        with _one_blas_thread():
+        # BLAS single-threaded inside ALS: its products are tiny (factors × factors), and a multi-
+        # threaded OpenBLAS spends more time synchronising than computing; on a busy or CPU-limited
+        # machine 10-40 times slower (Y^T Y for 17k × 50: 155 ms with the default pool, 4 ms with one)
+        with blas.one_thread():
             if feedback == "implicit":
                 self._fit_implicit(ratings, by_item, reg)
             else:
