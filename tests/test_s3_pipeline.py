@@ -186,6 +186,34 @@ def test_run_into_s3_is_complete_and_stays_under_its_prefix(finished):
     assert_same_records(records, bucket.json(f"runs/{run_id}/summary.json"))
 
 
+def test_an_evaluate_pod_asks_for_no_object_twice_and_writes_the_same_values(finished):
+    """A pod on S3 pays a request per object it needs: nothing is checked (HEAD) and then read,
+    nothing staged is asked its size before the copy that publishes it."""
+    from receval.metrics.sharding import Shard
+    from receval.pipeline import layout
+    from receval.pipeline.steps import evaluate_step
+    from receval.storage.s3 import S3Store
+
+    bucket, run_id, _ = finished
+    shard = Shard(0, CONFIG["shards"])
+    prefix = layout.metrics_shard_prefix(run_id, "pop", shard)
+    before = {name: bucket.read(f"{prefix}/{name}") for name in ("per_user.parquet", "exposure.parquet")}
+    store = S3Store(bucket.store, **bucket.server.store_options())
+    calls: list[tuple[str, str]] = []
+    store.client.meta.events.register(
+        "before-call.s3", lambda model, params, **_: calls.append((model.name, params["url_path"].split("?")[0])))
+
+    assert evaluate_step(store, run_id, "pop", shard, force=True)
+
+    asked = {op: [key for name, key in calls if name == op] for op in ("HeadObject", "GetObject", "CopyObject")}
+    heads = {key.rsplit(f"{PREFIX}/", 1)[1] for key in asked["HeadObject"]}
+    # the two markers whose absence is the answer; everything else is read, once
+    assert heads == {f"{prefix}/_SUCCESS", layout.recs_done_key(run_id, "pop", shard)}
+    assert len(asked["GetObject"]) == len(set(asked["GetObject"]))
+    assert len(asked["CopyObject"]) == 3
+    assert {name: bucket.read(f"{prefix}/{name}") for name in before} == before
+
+
 def test_results_show_reads_values_that_match_an_independent_precision(finished):
     bucket, run_id, _ = finished
     shown = json.loads(ok(results(bucket, "show", run_id, "--format", "json")).stdout)

@@ -138,10 +138,10 @@ class CrashDuringSwap(LocalStore):
         super().__init__(root)
         self.dies_at = dies_at
 
-    def rename(self, source: str, target: str) -> None:
+    def rename(self, source: str, target: str, size: int | None = None) -> None:
         if target.endswith(self.dies_at):
             raise StoreError(f"{self._path(target)}: killed while renaming")
-        super().rename(source, target)
+        super().rename(source, target, size)
 
 
 def test_a_publish_that_dies_mid_swap_leaves_the_folder_unmarked(tmp_path: Path):

@@ -44,6 +44,19 @@ def test_missing_key_is_one_line_error_naming_the_path(tmp_path) -> None:
     store.delete("metrics/summary.json")  # deleting what is not there is fine
 
 
+def test_read_if_exists_is_none_exactly_where_exists_is_false(tmp_path) -> None:
+    store = LocalStore(tmp_path)
+    store.write_bytes("recs", b"a file, not a folder")
+    store.write_bytes("metrics/pop/partial.json", b"{}")
+    assert store.read_if_exists("recs") == b"a file, not a folder"
+    for key in ("metrics/summary.json", "recs/x.parquet"):  # absent; under a file, not a folder
+        assert not store.exists(key)
+        assert store.read_if_exists(key) is None
+    assert store.read_json_if_exists("metrics/pop/partial.json") == {}
+    with pytest.raises(StoreError, match=r"metrics/pop: is a folder, not a file"):
+        store.read_if_exists("metrics/pop")
+
+
 def test_write_where_a_file_blocks_the_folder_is_a_store_error(tmp_path) -> None:
     store = LocalStore(tmp_path)
     store.write_bytes("recs", b"a file, not a folder")

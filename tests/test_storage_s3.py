@@ -161,6 +161,33 @@ def test_missing_key(s3_server: S3Server) -> None:
         store.open_input("metrics/summary.json")
 
 
+def test_read_if_exists_is_one_get_and_still_names_a_missing_bucket(s3_server: S3Server) -> None:
+    store = make_store(s3_server)
+    store.write_json("run.json", {"status": "running"})
+    recorder = CallRecorder(store)
+    assert store.read_json_if_exists("run.json") == {"status": "running"}
+    assert store.read_if_exists("dataset/_SUCCESS") is None
+    assert store.marker("dataset") is None
+    assert [name for name, _ in recorder.calls if name != "HeadBucket"] == ["GetObject"] * 3
+    gone = S3Store("s3://receval-no-such-bucket/runs", **s3_server.store_options())
+    with pytest.raises(StoreError, match="bucket 'receval-no-such-bucket' does not exist"):
+        gone.read_if_exists("run.json")
+
+
+def test_publish_swaps_each_object_in_with_one_copy_and_reads_the_old_marker_once(s3_server: S3Server) -> None:
+    store = make_store(s3_server)
+    store.publish("metrics", {"per_user.parquet": b"old"}, marker={"v": 1})
+    recorder = CallRecorder(store)
+    store.publish("metrics", {"per_user.parquet": b"new", "partial.json": b"{}"}, marker={"v": 2})
+    # no HEAD: the managed copy would ask each staged object's size, which publish knows
+    assert [name for name, _ in recorder.calls] == (
+        ["PutObject"] * 2 + ["GetObject", "DeleteObject"] + ["CopyObject", "DeleteObject"] * 2 + ["PutObject"]
+    )
+    assert store.read_bytes("metrics/per_user.parquet") == b"new"
+    assert store.marker("metrics") == {"v": 2}
+    assert store.list("metrics") == ["metrics/_SUCCESS", "metrics/partial.json", "metrics/per_user.parquet"]
+
+
 def test_publish_writes_marker_last(s3_server: S3Server) -> None:
     store = make_store(s3_server)
     recorder = CallRecorder(store)

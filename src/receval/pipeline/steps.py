@@ -27,7 +27,7 @@ import pandas as pd
 
 from receval.config import DatasetConfig, RunConfig
 from receval.data.partitioned import combine_files
-from receval.data.frames import parquet_bytes
+from receval.data.frames import frame_of_parquet, parquet_bytes
 from receval.data.schema import output_ids
 from receval.errors import ConfigError, InputError
 from receval.metrics.sharding import Shard, shard_of, shard_of_hashes, user_hashes
@@ -65,9 +65,9 @@ def read_run(store: Store | str, run_id: str) -> dict[str, Any]:
     """The run's ``run.json``; InputError naming it when the run was never prepared."""
     store = _open(store)
     key = layout.run_json_key(run_id)
-    if not store.exists(key):
+    meta = store.read_json_if_exists(key)
+    if meta is None:
         raise InputError(f"{store.url(key)}: no such run (run `receval prepare --run-id {run_id}` first)")
-    meta = store.read_json(key)
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise InputError(f"{store.url(key)}: not a receval run description (no 'config')")
     layout.check_layout(meta, store.url(key))
@@ -153,12 +153,14 @@ def read_bucket(store: Store, run_id: str, table: str, shard: Shard, marker: dic
         pieces, masks = [], []
         for p in range(parts):
             key = layout.bucket_key(run_id, table, bucket, Shard(p, parts))
-            if not store.exists(key):
+            data = store.read_if_exists(key)
+            if data is None:
                 raise InputError(
                     f"{store.url(key)}: missing bucket ({table} rows of shard {bucket} from prepare part {p}/{parts}): "
                     f"prepare the run again (`receval prepare --run-id {run_id} --force`)"
                 )
-            frame = store.read_parquet(key)
+            frame = frame_of_parquet(data)
+            del data
             masks.append(_bucket_users(frame, bucket, shard, store.url(key)))
             pieces.append((store.url(key), frame))
         rows = pieces[0][1] if parts == 1 else combine_files(pieces, table)
@@ -238,7 +240,7 @@ def _start_run(store: Store, run_id: str, config: RunConfig, force: bool) -> dic
     """Write run.json with status ``running`` (the creation time kept from an earlier attempt)."""
     key = layout.run_json_key(run_id)
     owner = claim_run(store, run_id, config)  # another configuration's run: refused, nothing written
-    old = store.read_json(key) if store.exists(key) else {}
+    old = store.read_json_if_exists(key) or {}
     meta: dict[str, Any] = {
         "layout": layout.LAYOUT_VERSION,
         "run_id": run_id,
@@ -705,7 +707,7 @@ def mark_failed_step(store: Store | str, run_id: str, reason: str = "") -> dict[
     store = _open(store)
     key = layout.run_json_key(run_id)
     try:
-        meta = store.read_json(key) if store.exists(key) else None
+        meta = store.read_json_if_exists(key)
     except (ValueError, UnicodeDecodeError):
         meta = None  # a torn or foreign run.json must not hide the failure being recorded
     if store.exists(layout.run_marker_key(run_id)) and isinstance(meta, dict):

@@ -142,7 +142,7 @@ def read_run_info(store: Store, run_id: str) -> RunInfo:
     """The :class:`RunInfo` of one run; a missing or unreadable ``run.json`` makes it ``partial``."""
     key = layout.run_json_key(run_id)
     try:
-        meta = store.read_json(key) if store.exists(key) else None
+        meta = store.read_json_if_exists(key)
     except (StoreError, ValueError):
         meta = None  # a torn or foreign run.json: the run is shown, but not trusted
     complete_marker = store.exists(layout.run_marker_key(run_id))

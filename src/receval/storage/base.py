@@ -102,8 +102,16 @@ class Store(ABC):
     #: Whether :meth:`create_exclusive` is atomic against concurrent writers on this store.
     atomic_create: bool = True
 
-    def rename(self, source: str, target: str) -> None:
-        """Move the object ``source`` to ``target`` (replacing it); readers see the old or the new one."""
+    def read_if_exists(self, key: str) -> bytes | None:
+        """The object at ``key``, or None when there is none: one request where :meth:`exists`
+        then :meth:`read_bytes` would be two (and could see the object vanish between them)."""
+        return self.read_bytes(key) if self.exists(key) else None
+
+    def rename(self, source: str, target: str, size: int | None = None) -> None:
+        """Move the object ``source`` to ``target`` (replacing it); readers see the old or the new one.
+
+        ``size``, when the caller knows it (it wrote ``source``), spares a store the lookup of it.
+        """
         self.write_bytes(target, self.read_bytes(source))
         self.delete(source)
 
@@ -114,6 +122,11 @@ class Store(ABC):
 
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_bytes(key))
+
+    def read_json_if_exists(self, key: str) -> Any | None:
+        """The JSON document at ``key``, or None when there is none (:meth:`read_if_exists`)."""
+        data = self.read_if_exists(key)
+        return None if data is None else json.loads(data)
 
     def write_json(self, key: str, value: Any) -> None:
         self.write_bytes(key, json_bytes(value))
@@ -148,8 +161,7 @@ class Store(ABC):
 
     def marker(self, prefix: str) -> dict[str, Any] | None:
         """The marker payload of a published folder, or None when it is not complete."""
-        key = join(prefix, MARKER)
-        return self.read_json(key) if self.exists(key) else None
+        return self.read_json_if_exists(join(prefix, MARKER))
 
     def publish(
         self, prefix: str, objects: Mapping[str, bytes], marker: Mapping[str, Any] | None = None, *,
@@ -183,7 +195,7 @@ class Store(ABC):
         if not if_absent and self.marker(prefix) != dict(marker or {}):
             self.delete(marker_key)
         for name, tmp in staged.items():
-            self.rename(tmp, join(prefix, name))
+            self.rename(tmp, join(prefix, name), size=len(objects[name]))
         for name in remove:
             if name not in objects:
                 self.delete(join(prefix, name))

@@ -52,11 +52,17 @@ class LocalStore(Store):
         return self.root / key if key else self.root
 
     def read_bytes(self, key: str) -> bytes:
+        data = self.read_if_exists(key)
+        if data is None:
+            raise StoreError(f"{self._path(key)}: not found")
+        return data
+
+    def read_if_exists(self, key: str) -> bytes | None:
         path = self._path(key)
         try:
             return path.read_bytes()
-        except FileNotFoundError:
-            raise StoreError(f"{path}: not found") from None
+        except (FileNotFoundError, NotADirectoryError):  # as exists() sees them: no file there
+            return None
         except IsADirectoryError:
             raise StoreError(f"{path}: is a folder, not a file") from None
         except OSError as exc:
@@ -118,7 +124,7 @@ class LocalStore(Store):
         except OSError as exc:
             raise StoreError(f"{path}: cannot be created: {exc.strerror}") from None
 
-    def rename(self, source: str, target: str) -> None:
+    def rename(self, source: str, target: str, size: int | None = None) -> None:
         src, dst = self._path(source), self._path(target)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)

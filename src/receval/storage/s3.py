@@ -50,6 +50,8 @@ PERMANENT_AUTH_CODES = frozenset(
     }
 )
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+#: The largest object one CopyObject request may copy (S3's limit); larger ones are copied in parts.
+SINGLE_COPY_LIMIT = 5 * 1024 * MiB
 #: Error codes that mean "try again later" whatever the HTTP status the server sent with them.
 TRANSIENT_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
@@ -343,10 +345,21 @@ class S3Store(Store):
 
     # -- primitives -----------------------------------------------------------------------
     def read_bytes(self, key: str) -> bytes:
+        data = self.read_if_exists(key)
+        if data is None:
+            raise StoreError(f"{self._url(key)}: not found")
+        return data
+
+    def read_if_exists(self, key: str) -> bytes | None:
         object_key = self.location.object_key(key)
 
-        def get() -> bytes:
-            body = self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+        def get() -> bytes | None:
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+            except bexc.ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES:
+                    return None
+                raise
             # Not "with body": StreamingBody.__enter__ hands out the raw urllib3 stream, whose
             # errors bypass botocore's translation (and its content-length check).
             try:
@@ -354,7 +367,10 @@ class S3Store(Store):
             finally:
                 body.close()
 
-        return self._with_retries(key, "read", get)
+        data = self._with_retries(key, "read", get)
+        if data is None:
+            self._check_bucket(key)  # a missing bucket is named, not taken for a missing object
+        return data
 
     def write_bytes(self, key: str, data: bytes) -> None:
         object_key = self.location.object_key(key)
@@ -435,11 +451,19 @@ class S3Store(Store):
             self._atomic_create = supported
         return self._atomic_create
 
-    def rename(self, source: str, target: str) -> None:
-        """Server-side copy then delete: the target appears whole (a managed multipart copy above 5 GiB)."""
+    def rename(self, source: str, target: str, size: int | None = None) -> None:
+        """Server-side copy then delete: the target appears whole.
+
+        An object of known ``size`` up to 5 GiB is one CopyObject; otherwise the managed copy, which
+        first asks the source's size (HEAD) and copies larger objects in parts.
+        """
         src = {"Bucket": self.bucket, "Key": self.location.object_key(source)}
         dst = self.location.object_key(target)
-        self._with_retries(target, "write", lambda: self.client.copy(src, self.bucket, dst, Config=self.transfer_config))
+        if size is not None and size <= SINGLE_COPY_LIMIT:
+            copy = lambda: self.client.copy_object(CopySource=src, Bucket=self.bucket, Key=dst)  # noqa: E731
+        else:
+            copy = lambda: self.client.copy(src, self.bucket, dst, Config=self.transfer_config)  # noqa: E731
+        self._with_retries(target, "write", copy)
         self.delete(source)
 
     def exists(self, key: str) -> bool:
