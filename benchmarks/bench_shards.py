@@ -11,6 +11,7 @@ largest pod's peak RSS (the memory limit every pod needs).
     python benchmarks/bench_shards.py --users 400000 1000000 --shards 1 4 16 64 --sum-shards 16
     python benchmarks/bench_shards.py --users 20000 --items 2000 --shards 1 4 --sum-shards 4   # a quick check
     python benchmarks/bench_shards.py --users 400000 --shards 1 16 --sum-shards 16 --repeat 3  # a steadier ratio
+    python benchmarks/bench_shards.py --users 400000 --shards 1 16 --store-root s3://bench/shards  # pods on S3
 
 Prints a Markdown table (and ``--json`` writes every measure). Run it on a quiet machine: the
 figures are per process, but a loaded machine inflates wall time and, through the page cache, CPU.
@@ -84,11 +85,17 @@ def exported(folder: Path, users: int, args: argparse.Namespace) -> dict[str, st
     return {"train": str(folder / "train"), "test": str(folder / "test"), "features": str(folder / "features.parquet")}
 
 
+def store_of(users: int, args: argparse.Namespace, work: Path) -> str:
+    """The store of one user count's run folders: under ``--store-root`` (a folder or ``s3://``), or the work folder."""
+    root = args.store_root or str(work)
+    return f"{root.rstrip('/')}/store-{users}"
+
+
 def bench(users: int, args: argparse.Namespace, work: Path) -> list[dict]:
     uris = exported(work / f"data-{users}", users, args)
     rows = []
     for n in args.shards:
-        store, run = str(work / f"store-{users}"), f"n{n}"
+        store, run = store_of(users, args, work), f"n{n}"
         config = work / f"config-{users}-{n}.json"
         config.write_text(json.dumps({
             "dataset": {"name": "splits", "splits": uris}, "algorithms": ["pop"], "shards": n, "seed": args.seed,
@@ -114,7 +121,7 @@ def bench(users: int, args: argparse.Namespace, work: Path) -> list[dict]:
                      for step, runs in summed.items()]
     # the one-shard pass again, after the shards: on a shared machine a single pass can be 20 % off, and
     # every ratio divides by it; the table takes the median of all its runs
-    one = ["--store", str(work / f"store-{users}"), "--run-id", "n1", "--algorithm", "pop", "--shard", "0/1", "--force"]
+    one = ["--store", store_of(users, args, work), "--run-id", "n1", "--algorithm", "pop", "--shard", "0/1", "--force"]
     for _ in range(args.repeat - 1):
         for step in ("predict", "evaluate"):
             rows.append({"users": users, "shards": 1, "step": step, "repeat": True, **measured([step, *one])})
@@ -169,6 +176,9 @@ def main() -> None:
                         help="runs of the one-shard steps (the base of every ratio): the table takes their median")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/receval-bench-shards"))
+    parser.add_argument("--store-root", default=None,
+                        help="where the run folders go, e.g. s3://bucket/bench with the usual AWS_* variables "
+                             "(an S3 pod also pays boto3 and its requests); default: the work folder")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--export", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
