@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from receval.data import partitioned
-from receval.data.frames import frame_of_parquet
 from receval.errors import InputError, StoreError
 from receval.storage import Store, open_store
 
@@ -40,7 +39,7 @@ def read_part_file(store: Store, key: str, role: str) -> pd.DataFrame:
     """One part file under the ``role`` contract; errors name the file, column and row."""
     name = store.url(key)
     try:
-        frame = frame_of_parquet(store.read_bytes(key))
+        frame = store.read_parquet(key)
     except StoreError as exc:
         raise InputError(f"{name}: cannot be read: {exc}") from None
     except (OSError, ValueError) as exc:

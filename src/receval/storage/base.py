@@ -26,6 +26,8 @@ from typing import Any
 
 import pandas as pd
 
+from receval.errors import StoreError
+
 MARKER = "_SUCCESS"
 TMP_SUFFIX = ".tmp"
 
@@ -67,14 +69,15 @@ def join(*parts: str) -> str:
 
 
 class Store(ABC):
-    """A place where run folders live. Subclasses implement the five primitive operations."""
+    """A place where run folders live. Subclasses implement the six primitive operations (the abstract methods below)."""
 
     uri: str
 
     # -- primitives -------------------------------------------------------------------------
     @abstractmethod
-    def read_bytes(self, key: str) -> bytes:
-        """Return the object at ``key``; :class:`~receval.errors.StoreError` if it is missing."""
+    def read_if_exists(self, key: str) -> bytes | None:
+        """The object at ``key``, or None when there is none: one request, where :meth:`exists`
+        then a read would be two (and could see the object vanish between them)."""
 
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -102,11 +105,6 @@ class Store(ABC):
     #: Whether :meth:`create_exclusive` is atomic against concurrent writers on this store.
     atomic_create: bool = True
 
-    def read_if_exists(self, key: str) -> bytes | None:
-        """The object at ``key``, or None when there is none: one request where :meth:`exists`
-        then :meth:`read_bytes` would be two (and could see the object vanish between them)."""
-        return self.read_bytes(key) if self.exists(key) else None
-
     def rename(self, source: str, target: str, size: int | None = None) -> None:
         """Move the object ``source`` to ``target`` (replacing it); readers see the old or the new one.
 
@@ -119,6 +117,13 @@ class Store(ABC):
     def url(self, key: str) -> str:
         """A human-readable address of ``key`` for messages."""
         return f"{self.uri.rstrip('/')}/{key}"
+
+    def read_bytes(self, key: str) -> bytes:
+        """Return the object at ``key``; :class:`~receval.errors.StoreError` naming it if it is missing."""
+        data = self.read_if_exists(key)
+        if data is None:
+            raise StoreError(f"{self.url(key)}: not found")
+        return data
 
     def read_json(self, key: str) -> Any:
         return json.loads(self.read_bytes(key))

@@ -51,12 +51,6 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / key if key else self.root
 
-    def read_bytes(self, key: str) -> bytes:
-        data = self.read_if_exists(key)
-        if data is None:
-            raise StoreError(f"{self._path(key)}: not found")
-        return data
-
     def read_if_exists(self, key: str) -> bytes | None:
         path = self._path(key)
         try:

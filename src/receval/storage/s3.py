@@ -344,12 +344,6 @@ class S3Store(Store):
         self._bucket_checked = True
 
     # -- primitives -----------------------------------------------------------------------
-    def read_bytes(self, key: str) -> bytes:
-        data = self.read_if_exists(key)
-        if data is None:
-            raise StoreError(f"{self._url(key)}: not found")
-        return data
-
     def read_if_exists(self, key: str) -> bytes | None:
         object_key = self.location.object_key(key)
 
